@@ -1,0 +1,5 @@
+import sys
+
+from glm5cluster.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The composition root: builds connectors, renders with rich, maps errors to exit codes."""

@@ -1,0 +1,1 @@
+"""Typed, frozen inventory records, the hardware catalog and the YAML loader."""

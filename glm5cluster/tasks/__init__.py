@@ -1,0 +1,1 @@
+"""Tasks: pure functions from (context, facts) to commands or a no-op reason."""

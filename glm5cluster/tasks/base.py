@@ -1,0 +1,89 @@
+"""What a task is (house rule 1): pure; no connection, no sleep, no print.
+
+A task declares the facts it needs for its parameters and host context; the engine gathers
+them (re-read right before the step), calls ``plan`` and applies the returned commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from glm5cluster.commands import Command
+from glm5cluster.facts.base import Fact
+
+
+class Params(BaseModel):
+    """Base of every task's parameter record: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+P = TypeVar("P", bound=Params)
+
+
+@dataclass(frozen=True)
+class Change:
+    """Commands that bring the host to the wanted state, a one-line summary and an optional diff."""
+
+    commands: Sequence[Command]
+    summary: str
+    diff: str | None = None
+
+
+@dataclass(frozen=True)
+class NoOp:
+    """Nothing to do, and why (shown in the recap)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """The step does not apply to this host, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    """The task found the host in a state it must not touch; message and hint for the user."""
+
+    message: str
+    hint: str | None = None
+
+
+Outcome = Change | NoOp | Skip | Fail
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """Everything a task may read about the host it plans for. Built by the engine.
+
+    ``node`` is a ``model.nodes.Node``; ``inventory`` the ``model.inventory.Inventory``;
+    ``deployment`` the computed deployment for this node (topology rank, rendered args), or None
+    for plain playbooks. Typed as Any here to keep ``tasks`` importable from every layer above.
+    """
+
+    node: Any
+    inventory: Any = None
+    deployment: Any = None
+    check: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Task(Generic[P]):
+    """Subclass with ``name``, ``Params`` and the two methods. Register in ``tasks/registry.py``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]]
+    privileged: ClassVar[bool] = True  # commands need root (sudo for non-root users)
+
+    def facts(self, params: P, ctx: HostContext) -> Mapping[str, Fact[Any]]:
+        return {}
+
+    def plan(self, params: P, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
+        raise NotImplementedError

@@ -1,0 +1,87 @@
+"""The import-layering rule of reference/architecture.md, section 2, enforced with ast."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[2] / "glm5cluster"
+
+# layer -> internal layers it may import (itself always allowed)
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "commands": {"errors"},
+    "model": {"errors"},
+    "topology": {"model", "errors"},
+    "sglang": {"model", "topology", "errors"},
+    "render": {"model", "topology", "sglang", "errors", "commands"},
+    "facts": {"commands", "errors", "model"},
+    "tasks": {"errors", "commands", "model", "topology", "sglang", "render", "facts"},
+    "connect": {"commands", "model", "errors"},
+    "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks", "connect"},
+    "lab": {"errors", "commands", "model", "connect"},
+    "cli": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks",
+            "connect", "engine", "lab"},
+}
+# third-party packages only some layers may touch
+RESTRICTED_THIRD_PARTY = {
+    "fabric": {"connect"},
+    "paramiko": {"connect"},
+    "invoke": {"connect"},
+    "docker": {"connect", "lab"},
+    "rich": {"cli", "lab"},
+    "jinja2": {"render"},
+    "click": {"cli"},
+    "huggingface_hub": {"tasks", "engine", "cli", "lab"},
+}
+
+
+def layer_of(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    head = rel.parts[0]
+    return head[:-3] if head.endswith(".py") else head
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def python_files() -> list[Path]:
+    return [p for p in PKG.rglob("*.py") if "sim" not in p.relative_to(PKG).parts]
+
+
+def test_every_module_belongs_to_a_known_layer() -> None:
+    unknown = {layer_of(p) for p in python_files()} - set(ALLOWED) - {"__init__", "__main__"}
+    assert not unknown, f"modules outside the layer table: {unknown}; add them to architecture.md"
+
+
+def test_no_lower_layer_imports_a_higher_one() -> None:
+    bad = []
+    for path in python_files():
+        layer = layer_of(path)
+        if layer in ("__init__", "__main__"):
+            continue
+        for line, mod in imports_of(path):
+            parts = mod.split(".")
+            if parts[0] == "glm5cluster" and len(parts) > 1:
+                target = parts[1]
+                if target != layer and target not in ALLOWED[layer] and target != "__init__":
+                    bad.append(f"{path.relative_to(PKG)}:{line}: {layer} imports {target}")
+            elif parts[0] in RESTRICTED_THIRD_PARTY and layer not in RESTRICTED_THIRD_PARTY[parts[0]]:
+                bad.append(f"{path.relative_to(PKG)}:{line}: {layer} imports {parts[0]}")
+    assert not bad, "layering violations:\n" + "\n".join(bad)
+
+
+def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text("import paramiko\nfrom glm5cluster.cli import main\n")
+    mods = [m for _, m in imports_of(sample)]
+    assert mods == ["paramiko", "glm5cluster.cli"]
+    assert "cli" not in ALLOWED["tasks"] and "tasks" not in RESTRICTED_THIRD_PARTY["paramiko"]
