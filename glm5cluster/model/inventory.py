@@ -1,17 +1,26 @@
 """The inventory schema: frozen, typed records; unknown keys are errors.
 
-Every field is documented in ``inventory/README.md``. Cross-field rules that need the
-hardware catalog or the topology live in ``model/catalog.py`` and ``topology.py``.
+Every field is documented in ``inventory/README.md`` (a test keeps the two in step) and carries
+a description that ``glm5cluster schema`` prints in the JSON Schema. Cross-field rules that need
+the hardware catalog or the topology live in ``model/catalog.py`` and ``topology.py``; the
+checks that need neither live in ``model/checks.py``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 # Names end up in unit names, container names, file names and log prefixes: keep them tame.
 NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
@@ -23,18 +32,36 @@ IFACE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,14}$"
 Interface = Annotated[str, StringConstraints(pattern=IFACE_RE)]
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_RE)]
-# Absolute POSIX paths without control characters.
+# Absolute POSIX paths on the nodes, without control characters (spaces and quotes are data).
 PATH_RE = r"^(/|~/)[^\x00-\x1f\x7f]*$"
 AbsPath = Annotated[str, StringConstraints(pattern=PATH_RE, max_length=4096)]
+# Paths that become program paths (a venv): no spaces or shell characters at all.
+SAFE_PATH_RE = r"^/[A-Za-z0-9._/+-]{0,4095}$"
+SafePath = Annotated[str, StringConstraints(pattern=SAFE_PATH_RE)]
 # Local files (identity, known_hosts, ssh config): absolute, ~/..., or relative to the inventory file.
 LOCAL_PATH_RE = r"^[^\x00-\x1f\x7f]{1,4096}$"
 LocalPath = Annotated[str, StringConstraints(pattern=LOCAL_PATH_RE)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 LABEL_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_RE)]
-LabelValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{0,63}$")]
+LABEL_VALUE_RE = r"^[A-Za-z0-9_.-]{0,63}$"
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_RE)]
 USER_RE = r"^[a-z_][a-z0-9_-]{0,31}$"
 UserName = Annotated[str, StringConstraints(pattern=USER_RE)]
+URL_RE = r"^(https?|file)://[^\s'\"`$;\\|<>(){}]+$"
+Url = Annotated[str, StringConstraints(pattern=URL_RE)]
+ENDPOINT_RE = r"^https?://[A-Za-z0-9._:\[\]-]+(/[A-Za-z0-9._~/-]*)?$"
+JUMP_RE = r"^([a-z_][a-z0-9_-]*@)?[A-Za-z0-9][A-Za-z0-9._:-]*(:\d{1,5})?$"
+REVISION_RE = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
+SERVED_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$"
+VERSION_RE = r"^[0-9]+\.[0-9]+\.[0-9]+([.a-z0-9+-]*)$"
+IMAGE_RE = r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"
+SIZE_RE = r"^[0-9]+[kmgKMG]?$"
+REGISTRY_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+# Free text that travels as one argv element or one env value: anything but control characters
+# (a newline would end a line of an env file or a systemd unit); tab is allowed.
+TEXT_RE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+Text = Annotated[str, StringConstraints(pattern=TEXT_RE, max_length=4096)]
 
 
 class Record(BaseModel):
@@ -43,7 +70,7 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
 
-class GpuKind(str, Enum):
+class GpuKind(StrEnum):
     H100 = "H100"
     H200 = "H200"
     B200 = "B200"
@@ -56,70 +83,84 @@ class GpuKind(str, Enum):
         return "amd" if self.value.startswith("MI") else "nvidia"
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     FP8 = "fp8"
     BF16 = "bf16"
 
 
-class Runtime(str, Enum):
+class Runtime(StrEnum):
     DOCKER = "docker"
     VENV = "venv"
 
 
 class SshSettings(Record):
-    """SSH settings; cluster-wide defaults and per-host overrides (None = inherit)."""
+    """SSH settings: cluster-wide defaults (top-level `ssh`) and per-host overrides (`hosts[].ssh`).
+    Unset fields inherit; `~/.ssh/config` (or `config_file`) is honoured."""
 
-    user: UserName | None = None
-    port: Port | None = None
-    identity_file: LocalPath | None = None
-    known_hosts: LocalPath | None = None
-    jump_host: Annotated[str, StringConstraints(pattern=r"^([a-z_][a-z0-9_-]*@)?[A-Za-z0-9][A-Za-z0-9._:-]*(:\d{1,5})?$")] | None = None
-    connect_timeout: Annotated[float, Field(gt=0, le=600)] | None = None
-    command_timeout: Annotated[float, Field(gt=0)] | None = None
-    config_file: LocalPath | None = None
-    sudo: bool | None = None
+    user: UserName | None = Field(default=None, description="Login user (default root; non-root users run privileged commands through sudo -n).")
+    port: Port | None = Field(default=None, description="SSH port (default 22).")
+    identity_file: LocalPath | None = Field(default=None, description="Private key file on this machine; relative paths are relative to the inventory file, ~ expands.")
+    known_hosts: LocalPath | None = Field(default=None, description="known_hosts file to check host keys against (default ~/.ssh/known_hosts); unknown keys are refused.")
+    jump_host: Annotated[str, StringConstraints(pattern=JUMP_RE)] | None = Field(default=None, description="Bastion to hop through: [user@]host[:port].")
+    connect_timeout: Annotated[float, Field(gt=0, le=600)] | None = Field(default=None, description="Seconds to wait for the SSH connection (default 10).")
+    command_timeout: Annotated[float, Field(gt=0)] | None = Field(default=None, description="Default per-command timeout in seconds (default: none).")
+    config_file: LocalPath | None = Field(default=None, description="ssh_config file to honour (default ~/.ssh/config).")
+    sudo: bool | None = Field(default=None, description="Run privileged commands through sudo -n even as root (default false; always true for non-root users).")
 
 
 class GpuSpec(Record):
-    kind: GpuKind
-    count: Annotated[int, Field(ge=1, le=16)] = 8
+    """The GPUs of a host: kind and how many."""
+
+    kind: GpuKind = Field(description="GPU model: H100, H200, B200, MI300X, MI325X or MI355X.")
+    count: Annotated[int, Field(ge=1, le=16)] = Field(default=8, description="GPUs per host.")
 
 
 class HostSpec(Record):
-    name: Name
-    address: HostAddr
-    cluster_address: HostAddr | None = None
-    interface: Interface | None = None
-    gpu: GpuSpec | None = None
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    ssh: SshSettings = Field(default_factory=SshSettings)
+    """One GPU server (or the router host)."""
 
-    @field_validator("cluster_address")
+    name: Name = Field(description="Unique host name: lowercase letters, digits and '-', 1-40 characters.")
+    address: HostAddr = Field(description="SSH address: DNS name, IPv4 or IPv6 literal (no brackets).")
+    cluster_address: HostAddr | None = Field(default=None, description="Address on the cluster network that NCCL/Gloo and the dist-init rendezvous use (default: `address`).")
+    interface: Interface | None = Field(default=None, description="Cluster-network interface (NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME); default `cluster.interface`.")
+    gpu: GpuSpec | None = Field(default=None, description="GPU kind and count of this host (default `cluster.gpu`).")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Free key/value labels (letters, digits, '_', '.', '-').")
+    ssh: SshSettings = Field(default_factory=SshSettings, description="Per-host SSH overrides of the top-level `ssh`.")
+
+    @field_validator("address", "cluster_address")
     @classmethod
     def _ip_literal(cls, v: str | None) -> str | None:
         if v is not None and ":" in v:
-            ipaddress.IPv6Address(v)  # IPv6 literals must parse; names must not contain ':'
+            try:
+                ipaddress.IPv6Address(v)  # IPv6 literals must parse; names must not contain ':'
+            except ValueError:
+                raise ValueError(f"{v!r} is not a valid IPv6 address (a name may not contain ':')") from None
         return v
 
 
 class ClusterSpec(Record):
-    name: Name
-    gpu: GpuSpec | None = None
-    interface: Interface | None = None
+    """The cluster as a whole, and defaults for its hosts."""
+
+    name: Name = Field(description="Cluster name (used in unit, container and file names).")
+    gpu: GpuSpec | None = Field(default=None, description="Default GPU kind and count for hosts that set none.")
+    interface: Interface | None = Field(default=None, description="Default cluster-network interface for hosts that set none.")
 
 
 class HubSource(Record):
-    kind: Literal["hub"] = "hub"
-    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9._:\[\]-]+(/[A-Za-z0-9._~/-]*)?$")] | None = None
-    token_env: EnvName | None = None
-    mode: Literal["fanout", "each"] = "fanout"
-    seed_host: Name | None = None
-    stall_timeout: Annotated[float, Field(gt=0)] = 120.0
-    retries: Annotated[int, Field(ge=0, le=50)] = 5
+    """Download the weights from the Hugging Face hub (or a mirror of it)."""
+
+    kind: Literal["hub"] = Field(default="hub", description="`hub`: download from the Hugging Face hub.")
+    endpoint: Annotated[str, StringConstraints(pattern=ENDPOINT_RE)] | None = Field(default=None, description="Hub endpoint (HF_ENDPOINT), e.g. a mirror; default huggingface.co.")
+    token_env: EnvName | None = Field(default=None, description="Name of the environment variable holding the hub token (default `serving.secrets.hf_token_env`).")
+    mode: Literal["fanout", "each"] = Field(default="fanout", description="`fanout`: one host downloads, then copies to the others; `each`: every host downloads.")
+    seed_host: Name | None = Field(default=None, description="Host that downloads first in `fanout` mode (default: the first host).")
+    stall_timeout: Annotated[float, Field(gt=0)] = Field(default=120.0, description="Seconds without download progress before a retry.")
+    retries: Annotated[int, Field(ge=0, le=50)] = Field(default=5, description="Download retries before giving up.")
 
 
 class PathSource(Record):
-    kind: Literal["path"]
+    """The weights are already in `model.weights_dir` on every node (shared or pre-copied)."""
+
+    kind: Literal["path"] = Field(description="`path`: weights already present; only verified.")
 
 
 WeightsSource = Annotated[HubSource | PathSource, Field(discriminator="kind")]
@@ -128,23 +169,32 @@ MODEL_REPOS = {"zai-org/GLM-5": Precision.BF16, "zai-org/GLM-5-FP8": Precision.F
 
 
 class ModelSpec(Record):
-    repo: Literal["zai-org/GLM-5", "zai-org/GLM-5-FP8"]
-    precision: Precision | None = None
-    revision: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")] = "main"
-    weights_dir: AbsPath
-    source: WeightsSource = Field(default_factory=HubSource)
+    """Which GLM-5 checkpoint, and where it lives on the nodes."""
 
-    @model_validator(mode="after")
-    def _precision_matches(self) -> ModelSpec:
-        derived = MODEL_REPOS[self.repo]
-        if self.precision is not None and self.precision != derived:
+    repo: Literal["zai-org/GLM-5", "zai-org/GLM-5-FP8"] = Field(description="Hub repository: zai-org/GLM-5 (BF16) or zai-org/GLM-5-FP8.")
+    precision: Precision | None = Field(default=None, description="fp8 or bf16; derived from `repo` when omitted, must agree with it when given.")
+    revision: Annotated[str, StringConstraints(pattern=REVISION_RE)] = Field(default="main", description="Pinned commit (40 hex digits) or a branch/tag resolved at deploy time.")
+    weights_dir: AbsPath = Field(description="Absolute directory on every node for the weights (mounted at the same path in containers).")
+    source: WeightsSource = Field(default_factory=HubSource, description="Where the weights come from: `kind: hub` or `kind: path`.")
+
+    @field_validator("precision")
+    @classmethod
+    def _precision_matches(cls, v: Precision | None, info: ValidationInfo) -> Precision | None:
+        repo = info.data.get("repo")
+        derived = MODEL_REPOS.get(repo) if isinstance(repo, str) else None
+        if v is not None and derived is not None and v != derived:
             raise ValueError(
-                f"precision {self.precision.value} contradicts repo {self.repo} "
-                f"(which is {derived.value}); drop `precision` or pick the other repo"
+                f"precision {v.value} contradicts repo {repo} (which is {derived.value}); "
+                "drop `precision` or pick the other repo"
             )
-        if not self.weights_dir.startswith("/"):
-            raise ValueError("weights_dir must be an absolute path on the nodes")
-        return self
+        return v
+
+    @field_validator("weights_dir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} is not an absolute path; weights_dir must be an absolute path on the nodes")
+        return v
 
     @property
     def effective_precision(self) -> Precision:
@@ -156,80 +206,97 @@ class ModelSpec(Record):
 
 
 class Features(Record):
-    speculative_decoding: bool | None = None  # None = as the cookbook has it for the hardware
-    dp_attention: bool = False
-    index_cache: bool = False
-    served_model_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")] | None = None
-    reasoning_parser: bool = True
-    tool_call_parser: bool = True
-    enable_metrics: bool = True
+    """SGLang features; the defaults follow the SGLang cookbook for GLM-5."""
+
+    speculative_decoding: bool | None = Field(default=None, description="EAGLE/MTP speculative decoding; default: as the cookbook has it for the hardware (on for NVIDIA, unavailable on AMD).")
+    dp_attention: bool = Field(default=False, description="DP attention (throughput at high concurrency; uses dist-init port +1..+6).")
+    index_cache: bool = Field(default=False, description="IndexCache override (GLM-5-FP8 only; small accuracy loss).")
+    served_model_name: Annotated[str, StringConstraints(pattern=SERVED_NAME_RE)] | None = Field(default=None, description="Model id the API answers to (default: the model repo).")
+    reasoning_parser: bool = Field(default=True, description="Add --reasoning-parser glm45.")
+    tool_call_parser: bool = Field(default=True, description="Add --tool-call-parser glm47.")
+    enable_metrics: bool = Field(default=True, description="Add --enable-metrics (Prometheus /metrics).")
 
 
 class Secrets(Record):
     """Secrets are referenced by environment-variable *name* only; values never enter the file."""
 
-    hf_token_env: EnvName | None = None
-    api_key_env: EnvName | None = None
+    hf_token_env: EnvName | None = Field(default=None, description="Name of the local environment variable holding the Hugging Face token (e.g. HF_TOKEN).")
+    api_key_env: EnvName | None = Field(default=None, description="Name of the local environment variable holding the API key the server requires.")
 
 
 class ServeSpec(Record):
-    runtime: Runtime = Runtime.VENV
-    sglang_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+([.a-z0-9+-]*)$")] = "0.5.23"
-    image: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")] | None = None
-    venv_path: AbsPath = "/opt/glm5cluster/venv"
-    package_index: Annotated[str, StringConstraints(pattern=r"^(https?|file)://[^\s'\"`$;]+$")] | None = None
-    http_port: Port = 30000
-    dist_init_port: Port = 20000
-    features: Features = Field(default_factory=Features)
-    extra_args: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(default_factory=list)
-    env: dict[EnvName, Annotated[str, StringConstraints(max_length=4096)]] = Field(default_factory=dict)
-    secrets: Secrets = Field(default_factory=Secrets)
-    readiness_timeout: Annotated[float, Field(gt=0)] = 3600.0
-    shm_size: Annotated[str, StringConstraints(pattern=r"^[0-9]+[kmgKMG]?$")] = "32g"
+    """How SGLang runs on the nodes."""
+
+    runtime: Runtime = Field(default=Runtime.VENV, description="`venv` (systemd unit running a Python venv) or `docker`.")
+    sglang_version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.5.23", description="SGLang version; picks the launch-flag profile and the package to install.")
+    image: Annotated[str, StringConstraints(pattern=IMAGE_RE)] | None = Field(default=None, description="Container image for the docker runtime (default: chosen for the hardware and version).")
+    venv_path: SafePath = Field(default="/opt/glm5cluster/venv", description="Virtual environment on the nodes for the venv runtime.")
+    package_index: Url | None = Field(default=None, description="Python package index URL for the venv runtime (default PyPI).")
+    http_port: Port = Field(default=30000, description="HTTP port of the server (node 0 serves the API).")
+    dist_init_port: Port = Field(default=20000, description="Rendezvous port on node 0 (--dist-init-addr).")
+    features: Features = Field(default_factory=Features, description="SGLang features.")
+    extra_args: list[Text] = Field(default_factory=list, description="Extra SGLang arguments, one list item per argv element, passed verbatim.")
+    env: dict[EnvName, Text] = Field(default_factory=dict, description="Extra environment for the server (e.g. NCCL_IB_GID_INDEX: \"3\"); values are data, never secrets.")
+    secrets: Secrets = Field(default_factory=Secrets, description="Secrets, by environment-variable name only.")
+    readiness_timeout: Annotated[float, Field(gt=0)] = Field(default=3600.0, description="Seconds to wait for node 0 to become ready.")
+    shm_size: Annotated[str, StringConstraints(pattern=SIZE_RE)] = Field(default="32g", description="Shared memory size for the docker runtime (--shm-size).")
+    image_archive: LocalPath | None = Field(default=None, description="Local `docker save` archive of the image (sites with no registry access): copied to every node and loaded instead of pulling.")
 
 
 class RouterSpec(Record):
-    host: Name
-    port: Port = 8000
-    policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = "cache_aware"
+    """An SGLang router in front of several replicas."""
+
+    host: Name = Field(description="Name of the host (in `hosts`) that runs the router.")
+    port: Port = Field(default=8000, description="Router HTTP port.")
+    policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = Field(default="cache_aware", description="Load-balancing policy.")
 
 
 class ReplicasSpec(Record):
-    count: Annotated[int, Field(ge=1, le=64)] | None = None
-    router: RouterSpec | None = None
+    """How many tensor-parallel groups to build, and the router in front of them."""
+
+    count: Annotated[int, Field(ge=1, le=64)] | None = Field(default=None, description="Number of replicas (default: as many as the hosts allow).")
+    router: RouterSpec | None = Field(default=None, description="Optional router in front of the replicas.")
 
 
 class NvidiaStack(Record):
-    driver_branch: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")] = "580"
-    open_kernel_modules: bool | None = None  # None = as the hardware needs (always on Blackwell)
-    cuda_repo: Annotated[str, StringConstraints(pattern=r"^(https?|file)://[^\s'\"`$;]+$")] | None = None
-    container_toolkit_repo: Annotated[str, StringConstraints(pattern=r"^(https?|file)://[^\s'\"`$;]+$")] | None = None
-    container_toolkit_version: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9.a-z~+-]*$")] | None = None
+    """NVIDIA driver and container toolkit."""
+
+    driver_branch: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")] = Field(default="580", description="NVIDIA driver branch (three digits).")
+    open_kernel_modules: bool | None = Field(default=None, description="Use the open kernel modules (default: as the hardware needs; always on Blackwell).")
+    cuda_repo: Url | None = Field(default=None, description="CUDA apt repository URL (default NVIDIA's).")
+    container_toolkit_repo: Url | None = Field(default=None, description="NVIDIA container toolkit apt repository URL.")
+    container_toolkit_version: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9.a-z~+-]*$")] | None = Field(default=None, description="Pinned container toolkit version.")
 
 
 class AmdStack(Record):
-    rocm_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")] = "7.2.0"
-    repo: Annotated[str, StringConstraints(pattern=r"^(https?|file)://[^\s'\"`$;]+$")] | None = None
+    """AMD ROCm stack."""
+
+    rocm_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")] = Field(default="7.2.0", description="ROCm version.")
+    repo: Url | None = Field(default=None, description="ROCm apt repository URL (default AMD's).")
 
 
 class StackSpec(Record):
-    manage: bool = True  # False: verify the GPU stack only, never install
-    nvidia: NvidiaStack = Field(default_factory=NvidiaStack)
-    amd: AmdStack = Field(default_factory=AmdStack)
-    apt_mirror: Annotated[str, StringConstraints(pattern=r"^(https?|file)://[^\s'\"`$;]+$")] | None = None
-    registry_mirror: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")] | None = None
-    insecure_registries: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]] = Field(default_factory=list)
+    """The GPU software stack on the hosts."""
+
+    manage: bool = Field(default=True, description="Install/upgrade the GPU stack; false: verify only, never install.")
+    nvidia: NvidiaStack = Field(default_factory=NvidiaStack, description="NVIDIA stack settings.")
+    amd: AmdStack = Field(default_factory=AmdStack, description="AMD stack settings.")
+    apt_mirror: Url | None = Field(default=None, description="Debian/Ubuntu apt mirror URL for the hosts.")
+    registry_mirror: Annotated[str, StringConstraints(pattern=REGISTRY_RE)] | None = Field(default=None, description="Container registry mirror (host[:port]).")
+    insecure_registries: list[Annotated[str, StringConstraints(pattern=REGISTRY_RE)]] = Field(default_factory=list, description="Registries docker may reach over plain HTTP (host[:port]).")
 
 
 class Inventory(Record):
-    """The whole inventory file."""
+    """A glm5cluster inventory: the GPU servers and the GLM-5 deployment to run on them."""
 
-    version: Literal[1] = 1
-    cluster: ClusterSpec
-    ssh: SshSettings = Field(default_factory=SshSettings)
-    hosts: Annotated[list[HostSpec], Field(min_length=1)]
-    groups: dict[Name, list[Name]] = Field(default_factory=dict)
-    model: ModelSpec
-    serving: ServeSpec = Field(default_factory=ServeSpec)
-    replicas: ReplicasSpec = Field(default_factory=ReplicasSpec)
-    stack: StackSpec = Field(default_factory=StackSpec)
+    model_config = ConfigDict(title="glm5cluster inventory")
+
+    version: Literal[1] = Field(default=1, description="Inventory format version (1).")
+    cluster: ClusterSpec = Field(description="Cluster name and host defaults.")
+    ssh: SshSettings = Field(default_factory=SshSettings, description="SSH defaults for every host.")
+    hosts: Annotated[list[HostSpec], Field(min_length=1)] = Field(description="The servers, in order; the first hosts become the head nodes.")
+    groups: dict[Name, list[Name]] = Field(default_factory=dict, description="Named groups of host names.")
+    model: ModelSpec = Field(description="The GLM-5 checkpoint.")
+    serving: ServeSpec = Field(default_factory=ServeSpec, description="How SGLang runs.")
+    replicas: ReplicasSpec = Field(default_factory=ReplicasSpec, description="Replica count and router.")
+    stack: StackSpec = Field(default_factory=StackSpec, description="GPU software stack.")

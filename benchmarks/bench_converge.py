@@ -1,0 +1,287 @@
+"""The converged re-run benchmark of reference/lab.md, against the rehearsal lab.
+
+The same 7 checks (gather facts, a probe, a directory, a 0600 env file, a systemd unit, the unit
+running, disk free) as a glm5cluster playbook (playbooks/converge.yaml), an Ansible playbook
+(pipelining on, forks 20, ControlPersist) and a pyinfra deploy, run against the same lab hosts in
+one session, with the raw OpenSSH floor: one ``ssh`` per host in parallel running, in one shell,
+exactly the checks glm5cluster's converged run executes (its one facts script per host).
+Every tool is first run once to converge the hosts; then each converged re-run is timed
+(wall clock of the whole command, interpreter start included), median of ``--runs``.
+
+    .venv/bin/python benchmarks/bench_converge.py --inventory LAB_INV.yaml --sizes 4,16 --runs 5
+
+Writes benchmarks/results/converge.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+PLAYBOOK = ROOT / "playbooks" / "converge.yaml"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _converge_content() -> dict[str, Any]:
+    data = yaml.safe_load(PLAYBOOK.read_text())
+    steps = {s["name"]: s["params"] for s in data["steps"]}
+    return {"probe": steps["probe"]["cmd"], "dir": steps["state directory"]["path"],
+            "env_dest": steps["env file"]["dest"], "env": steps["env file"]["content"],
+            "unit_name": steps["unit file"]["name"], "unit": steps["unit file"]["content"],
+            "disk_path": steps["disk free"]["path"]}
+
+
+def subset_inventory(inv_path: Path, n: int, out_dir: Path) -> Path:
+    data = yaml.safe_load(inv_path.read_text())
+    if len(data["hosts"]) < n:
+        raise SystemExit(f"{inv_path} has {len(data['hosts'])} hosts; need {n} (lab up --hosts {n})")
+    data["hosts"] = data["hosts"][:n]
+    data.pop("groups", None)
+    out = out_dir / f"inventory-{n}.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def lab_hosts(inv: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    data = yaml.safe_load(inv.read_text())
+    ssh = data["ssh"]
+    return [(h["name"], h["address"]) for h in data["hosts"]], ssh
+
+
+# -- the tools -------------------------------------------------------------------------------
+def floor_script(inv: Path) -> str:
+    """The one shell script per host that glm5cluster's converged run executes."""
+    sys.path.insert(0, str(ROOT))
+    from glm5cluster.engine.playbook import load_playbook
+    from glm5cluster.facts.batch import FactBatch
+    from glm5cluster.model.loader import load_inventory
+    from glm5cluster.tasks.base import HostContext
+
+    loaded = load_inventory(inv)
+    pb = load_playbook(PLAYBOOK)
+    ctx = HostContext(node=loaded.nodes[0], inventory=loaded.inventory)
+    wanted: dict[str, Any] = {}
+    for step in pb.steps:
+        for fact in step.task.facts(step.params, ctx).values():
+            wanted.setdefault(fact.key(), fact)
+    return FactBatch(wanted).command().command_line()
+
+
+def ssh_base(ssh: dict[str, str], control: Path | None = None) -> list[str]:
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-i", ssh["identity_file"]]
+    if control is not None:
+        argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}/%C", "-o", "ControlPersist=120"]
+    return argv
+
+
+def run_floor(inv: Path, script: str) -> Callable[[], None]:
+    hosts, ssh = lab_hosts(inv)
+    remote = f"sh -c {shlex.quote(script)}"
+
+    def go() -> None:
+        procs = [subprocess.Popen([*ssh_base(ssh), f"{ssh.get('user', 'root')}@{addr}", remote],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for _, addr in hosts]
+        for p in procs:
+            _, err = p.communicate()
+            if p.returncode != 0:
+                raise RuntimeError(f"floor ssh failed: {err.decode()[-300:]}")
+
+    return go
+
+
+def run_glm5cluster(inv: Path, home: Path, transport: str) -> Callable[[], None]:
+    env = {**os.environ, "GLM5CLUSTER_HOME": str(home), "GLM5CLUSTER_TRANSPORT": transport}
+    argv = [str(VENV_BIN / "glm5cluster"), "run", str(inv), str(PLAYBOOK), "--yes"]
+
+    def go() -> None:
+        p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if p.returncode != 0 or "changed=0" not in p.stdout or " changed=1" in p.stdout:
+            raise RuntimeError(f"glm5cluster run failed or changed something:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+
+    return go
+
+
+def write_ansible(inv: Path, work: Path) -> tuple[Path, Path, Path]:
+    hosts, ssh = lab_hosts(inv)
+    c = _converge_content()
+    (work / "cp").mkdir(exist_ok=True)
+    ini = work / "hosts.ini"
+    ini.write_text("[lab]\n" + "".join(f"{n} ansible_host={a}\n" for n, a in hosts)
+                   + f"[lab:vars]\nansible_user={ssh.get('user', 'root')}\n"
+                   + f"ansible_ssh_private_key_file={ssh['identity_file']}\n"
+                   + "ansible_python_interpreter=/usr/bin/python3\n")
+    cfg = work / "ansible.cfg"
+    cfg.write_text(
+        "[defaults]\nforks = 20\nhost_key_checking = True\ngathering = implicit\n"
+        "interpreter_python = /usr/bin/python3\nstdout_callback = default\n"
+        "[ssh_connection]\npipelining = True\n"
+        f"ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile={ssh['known_hosts']} "
+        "-o StrictHostKeyChecking=yes\n"
+        f"control_path_dir = {work}/cp\n")
+    play = [{
+        "hosts": "lab", "become": True, "gather_facts": True,
+        "tasks": [
+            {"name": "probe", "shell": c["probe"], "changed_when": False},
+            {"name": "state directory", "file": {"path": c["dir"], "state": "directory", "mode": "0755",
+                                                 "owner": "root", "group": "root"}},
+            {"name": "env file", "copy": {"dest": c["env_dest"], "content": c["env"], "mode": "0600",
+                                          "owner": "root", "group": "root"}},
+            {"name": "unit file", "copy": {"dest": f"/etc/systemd/system/{c['unit_name']}",
+                                           "content": c["unit"], "mode": "0644"}},
+            {"name": "unit running", "systemd": {"name": c["unit_name"], "state": "started",
+                                                 "enabled": True}},
+            {"name": "disk free", "shell": f"df -Pk {c['disk_path']} | tail -1", "changed_when": False},
+        ],
+    }]
+    pb = work / "converge.yml"
+    pb.write_text(yaml.safe_dump(play, sort_keys=False))
+    return ini, cfg, pb
+
+
+def run_ansible(inv: Path, work: Path) -> Callable[[], None]:
+    ini, cfg, pb = write_ansible(inv, work)
+    env = {**os.environ, "ANSIBLE_CONFIG": str(cfg)}
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(ini), str(pb)]
+
+    def go() -> None:
+        p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if p.returncode != 0:
+            raise RuntimeError(f"ansible failed:\n{p.stdout[-2000:]}{p.stderr[-1000:]}")
+
+    return go
+
+
+def write_pyinfra(inv: Path, work: Path) -> tuple[Path, Path]:
+    hosts, ssh = lab_hosts(inv)
+    c = _converge_content()
+    inventory = work / "pyinfra_inventory.py"
+    data = {"ssh_user": ssh.get("user", "root"), "ssh_key": ssh["identity_file"],
+            "ssh_known_hosts_file": ssh["known_hosts"], "ssh_strict_host_key_checking": "yes",
+            "_sudo": False}
+    inventory.write_text("lab = [\n" + "".join(
+        f"    ({a!r}, {data!r}),\n" for _, a in hosts) + "]\n")
+    deploy = work / "pyinfra_deploy.py"
+    deploy.write_text(f'''from io import StringIO
+from pyinfra.operations import files, server, systemd
+from pyinfra.facts.server import Hostname
+from pyinfra import host
+
+host.get_fact(Hostname)
+server.shell(name="probe", commands=[{c["probe"]!r}])
+files.directory(name="state directory", path={c["dir"]!r}, mode="755", user="root", group="root")
+files.put(name="env file", src=StringIO({c["env"]!r}), dest={c["env_dest"]!r}, mode="600",
+          user="root", group="root")
+files.put(name="unit file", src=StringIO({c["unit"]!r}), dest="/etc/systemd/system/{c["unit_name"]}",
+          mode="644", user="root", group="root")
+systemd.service(name="unit running", service={c["unit_name"]!r}, running=True, enabled=True)
+server.shell(name="disk free", commands=["df -Pk {c["disk_path"]} | tail -1"])
+''')
+    return inventory, deploy
+
+
+def run_pyinfra(inv: Path, work: Path) -> Callable[[], None]:
+    inventory, deploy = write_pyinfra(inv, work)
+    argv = [str(VENV_BIN / "pyinfra"), "-y", "--parallel", "20", str(inventory), str(deploy)]
+
+    def go() -> None:
+        p = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=work)
+        if p.returncode != 0:
+            raise RuntimeError(f"pyinfra failed:\n{p.stdout[-2000:]}{p.stderr[-1000:]}")
+
+    return go
+
+
+# -- measuring -------------------------------------------------------------------------------
+def timed(fn: Callable[[], None], runs: int) -> list[float]:
+    fn()  # converge / warm up (not timed)
+    out = []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        fn()
+        out.append(time.monotonic() - t0)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--inventory", required=True, type=Path, help="the lab inventory (lab up --hosts 16)")
+    ap.add_argument("--sizes", default="4,16")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tools", default="floor,glm5cluster,glm5cluster-openssh,pyinfra,ansible")
+    ap.add_argument("--out", type=Path, default=RESULTS / "converge.json")
+    args = ap.parse_args()
+    tools = args.tools.split(",")
+    work_root = Path(tempfile.mkdtemp(prefix="glm5bench-"))
+    results: dict[str, dict[str, Any]] = {}
+    for n in (int(x) for x in args.sizes.split(",")):
+        work = work_root / str(n)
+        work.mkdir()
+        inv = subset_inventory(args.inventory, n, work)
+        makers: dict[str, Callable[[], Callable[[], None]]] = {
+            "floor": lambda inv=inv: run_floor(inv, floor_script(inv)),
+            "glm5cluster": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "paramiko"),
+            "glm5cluster-openssh": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "openssh"),
+            "pyinfra": lambda inv=inv, w=work: run_pyinfra(inv, w),
+            "ansible": lambda inv=inv, w=work: run_ansible(inv, w),
+        }
+        row: dict[str, Any] = {}
+        for tool in tools:
+            try:
+                times = timed(makers[tool](), args.runs)
+            except Exception as e:  # noqa: BLE001 - report and go on with the other tools
+                print(f"{tool} at {n} hosts: {e}", file=sys.stderr)
+                row[tool] = {"error": str(e)[-500:]}
+                continue
+            row[tool] = {"median_s": statistics.median(times), "runs_s": times}
+            print(f"{n:>3} hosts  {tool:<20} median {statistics.median(times):6.2f}s  "
+                  f"runs {' '.join(f'{t:.2f}' for t in times)}", flush=True)
+        floor = row.get("floor", {}).get("median_s")
+        for v in row.values():
+            if floor and "median_s" in v:
+                v["ratio_to_floor"] = v["median_s"] / floor
+        results[str(n)] = row
+    meta = {"cpus": os.cpu_count(), "runs": args.runs, "python": sys.version.split()[0],
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    table = markdown(results, tools)
+    (args.out.with_suffix(".md")).write_text(table)
+    print(table)
+    return 0
+
+
+def markdown(results: dict[str, dict[str, Any]], tools: list[str]) -> str:
+    sizes = list(results)
+    head = "| tool | " + " | ".join(f"{s} hosts" for s in sizes) + " |\n"
+    head += "|---|" + "---|" * len(sizes) + "\n"
+    for tool in tools:
+        cells = []
+        for s in sizes:
+            v = results[s].get(tool, {})
+            if "median_s" in v:
+                ratio = v.get("ratio_to_floor")
+                cells.append(f"{v['median_s']:.2f} s" + (f" ({ratio:.2f}x)" if ratio else ""))
+            else:
+                cells.append("error" if v else "-")
+        head += f"| {tool} | " + " | ".join(cells) + " |\n"
+    return head
+
+
+if __name__ == "__main__":
+    sys.exit(main())

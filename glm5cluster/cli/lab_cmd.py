@@ -1,0 +1,76 @@
+"""``glm5cluster lab up|status|down``: the rehearsal lab of simulated GPU hosts."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from glm5cluster.lab.addresses import DEFAULT_SUBNET
+from glm5cluster.lab.dockerd import ensure_engine
+from glm5cluster.lab.files import LabSettings
+from glm5cluster.lab.manager import GPU_KINDS, down, known_labs, parse_overrides, status, up
+
+
+@click.group(name="lab")
+def command() -> None:
+    """The rehearsal lab: containers that behave like bare-metal GPU servers."""
+
+
+@command.command(name="up")
+@click.option("--name", default="default", show_default=True, help="Lab name.")
+@click.option("--hosts", "n_hosts", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--gpu", type=click.Choice(GPU_KINDS, case_sensitive=False), default="H200", show_default=True)
+@click.option("--gpus-per-node", type=click.IntRange(1, 16), default=8, show_default=True)
+@click.option("--subnet", default=DEFAULT_SUBNET, show_default=True, help="Lab network (hosts at .11 up).")
+@click.option("--sudo-user-hosts", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="The last N hosts are reached as user glm5 with passwordless sudo.")
+@click.option("--host-override", "overrides", multiple=True, metavar="HOST:KEY=VALUE[,..]",
+              help="e.g. node-2:gpus=4, node-3:driver=none, node-1:driver=550.90.12")
+@click.pass_context
+def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node: int, subnet: str,
+           sudo_user_hosts: int, overrides: tuple[str, ...]) -> None:
+    """Create (or reconcile) a lab and write its inventory."""
+    console = Console(stderr=True, highlight=False, markup=False)
+    settings = LabSettings(
+        name=name, hosts=n_hosts, gpu=gpu.upper(), gpus_per_node=gpus_per_node, subnet=subnet,
+        sudo_user_hosts=min(sudo_user_hosts, n_hosts), overrides=parse_overrides(list(overrides), n_hosts),
+    )
+    client = ensure_engine(console)
+    info = up(client, settings, console)
+    click.echo(info.inventory)
+    ctx.exit(0)
+
+
+@command.command(name="status")
+@click.option("--name", default=None, help="Lab name (default: every lab).")
+@click.pass_context
+def status_cmd(ctx: click.Context, name: str | None) -> None:
+    """Show the lab's hosts and their state."""
+    console = Console(highlight=False)
+    client = ensure_engine(Console(stderr=True, markup=False))
+    names = [name] if name else known_labs(client)
+    if not names:
+        console.print("no lab")
+    for n in names:
+        info = status(client, n)
+        table = Table(title=f"lab {n} ({info.subnet or '?'}, network {info.network})")
+        for col in ("host", "address", "container", "state", "systemd"):
+            table.add_column(col)
+        for h in info.hosts:
+            table.add_row(h.name, h.address, h.container, h.state, h.system)
+        console.print(table)
+        console.print(f"inventory: {info.inventory}")
+    ctx.exit(0)
+
+
+@command.command(name="down")
+@click.option("--name", default="default", show_default=True, help="Lab name.")
+@click.pass_context
+def down_cmd(ctx: click.Context, name: str) -> None:
+    """Remove the lab's containers, network, volumes and files (nothing else)."""
+    console = Console(stderr=True, highlight=False, markup=False)
+    down(ensure_engine(console), name, console)
+    ctx.exit(0)
+
+

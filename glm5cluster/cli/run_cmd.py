@@ -1,0 +1,97 @@
+"""`glm5cluster run INV PLAYBOOK`: plan, show, confirm and apply a playbook on the inventory's hosts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from glm5cluster.cli.display import Display
+from glm5cluster.connect.pool import ConnectionPool, ConnectOptions
+from glm5cluster.engine.playbook import load_playbook
+from glm5cluster.engine.report import RunReport
+from glm5cluster.engine.runlog import RunLog
+from glm5cluster.engine.runner import RunOptions, run_playbook
+from glm5cluster.model.loader import load_inventory
+
+TRANSPORTS = ["paramiko", "openssh"]
+
+
+def resolve_playbook(name: str) -> str:
+    """A path as given, else ``playbooks/NAME.yaml`` (for `run INV converge`)."""
+    if os.path.exists(name) or "/" in name:
+        return name
+    candidate = Path("playbooks") / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return str(candidate) if candidate.exists() else name
+
+
+def connect_options(accept_new: bool, transport: str | None) -> ConnectOptions:
+    chosen = transport or os.environ.get("GLM5CLUSTER_TRANSPORT") or "paramiko"
+    if chosen not in TRANSPORTS:
+        raise click.BadParameter(f"transport {chosen!r}: use one of {', '.join(TRANSPORTS)}")
+    return ConnectOptions(accept_new_host_keys=accept_new, transport=chosen)  # type: ignore[arg-type]
+
+
+def transport_option(fn: click.decorators.FC) -> click.decorators.FC:
+    return click.option("--transport", type=click.Choice(TRANSPORTS), default=None,
+                        help="SSH implementation (default paramiko; env GLM5CLUSTER_TRANSPORT).")(fn)
+
+
+@click.command()
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("playbook", type=str)
+@click.option("--check", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--limit", multiple=True, metavar="HOST|GROUP[,...]", help="Only these hosts or groups.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--max-fail", type=click.IntRange(min=0), default=None,
+              help="Abort the run when more than N hosts have failed.")
+@click.option("--accept-new-host-keys", is_flag=True,
+              help="Record unknown host keys in the inventory's known_hosts (changed keys are always refused).")
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Hosts worked on in parallel.")
+@click.option("--step-timeout", type=float, default=None, help="Seconds a step may take on all hosts.")
+@click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
+@transport_option
+@click.pass_context
+def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limit: tuple[str, ...],
+            yes: bool, max_fail: int | None, accept_new_host_keys: bool, forks: int,
+            step_timeout: float | None, verbose: bool, transport: str | None) -> None:
+    """Run PLAYBOOK (a file, or a name under playbooks/) on the hosts of INVENTORY.
+
+    Plans every step first and asks before changing anything (unless --yes); a run with nothing
+    to change is a single pass. Exit code 0 when every host succeeded, 1 when some failed or were
+    unreachable, 2 for bad input (or changes refused without a terminal to confirm on).
+    """
+    loaded = load_inventory(inventory)
+    pb = load_playbook(resolve_playbook(playbook))
+    display = Display(verbose=verbose)
+    log = RunLog(pb.name)
+    refused_without_tty = False
+
+    def confirm(plan: RunReport) -> bool:
+        nonlocal refused_without_tty
+        display.show_plan(plan)
+        if not sys.stdin.isatty():
+            refused_without_tty = True
+            click.echo("error: changes are planned and there is no terminal to confirm them on",
+                       err=True)
+            click.echo("hint: review the plan above and re-run with --yes to apply it "
+                       "(or --check to only show it)", err=True)
+            return False
+        return click.confirm("Apply these changes?", default=False)
+
+    options = RunOptions(check=check, limit=limit, max_fail=max_fail, forks=forks,
+                         step_timeout=step_timeout)
+    try:
+        with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
+            report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
+                                  confirm=None if (yes or check) else confirm)
+    finally:
+        display.close()
+        log.close()
+    if check and report.changes:
+        display.show_plan(report)
+    display.recap(report, log.dir)
+    ctx.exit(2 if refused_without_tty else report.exit_code)

@@ -1,0 +1,39 @@
+"""`glm5cluster validate INV...`: check inventories; every problem at once, exit 2 on any."""
+
+from __future__ import annotations
+
+import click
+
+from glm5cluster.cli.inventory_io import load_and_check
+from glm5cluster.errors import InputProblems
+
+
+@click.command()
+@click.argument("inventories", nargs=-1, required=True, metavar="INV...",
+                type=click.Path(dir_okay=True, path_type=str))
+@click.pass_context
+def command(ctx: click.Context, inventories: tuple[str, ...]) -> None:
+    """Check inventory files: schema, secrets, hosts, ports, hardware and topology.
+
+    Prints `ok: N hosts, M replicas` per valid file, warnings, and every error as
+    `error: file:line: field.path: what is wrong (hint)`. Exit code 2 when any file has errors.
+    """
+    failed = False
+    for path in inventories:
+        try:
+            checked = load_and_check(path)
+        except InputProblems as exc:
+            failed = True
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            continue
+        topo = checked.topology
+        hosts = len(checked.loaded.inventory.hosts)
+        replicas = len(topo.replicas)
+        prefix = f"{path}: " if len(inventories) > 1 else ""
+        router = f", router on {topo.router.node.name}" if topo.router is not None else ""
+        click.echo(f"ok: {prefix}{hosts} host{'s' if hosts != 1 else ''}, "
+                   f"{replicas} replica{'s' if replicas != 1 else ''}{router}")
+        for warning in checked.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    ctx.exit(2 if failed else 0)

@@ -1,0 +1,301 @@
+"""The SSH transport: one paramiko ``Transport`` per host, opened lazily and reused.
+
+fabric's ``Connection`` is not used: it installs ``AutoAddPolicy`` and its layers cost CPU per
+command. Here the host key is checked against known_hosts (``hostkeys.KnownHosts``) right after
+the key exchange and before authenticating; nothing is sent to an unverified host.
+Retries happen only for transport errors (refused, reset, timeout, EOF during the handshake);
+a command that ran and failed is a result, never retried.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import paramiko
+
+from glm5cluster.commands import CommandResult, Shell, Upload
+from glm5cluster.connect.hostkeys import KnownHosts
+from glm5cluster.connect.sshconfig import DEFAULT_IDENTITIES, Endpoint
+from glm5cluster.errors import GlmError, HostKeyError, TransportError
+
+_TRANSIENT = (OSError, EOFError, socket.timeout, paramiko.SSHException)
+_KEX = ("curve25519-sha256@libssh.org", "ecdh-sha2-nistp256", "diffie-hellman-group16-sha512",
+        "diffie-hellman-group14-sha256")
+_CIPHERS = ("aes128-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+_MACS = ("hmac-sha2-256", "hmac-sha2-512", "hmac-sha2-256-etm@openssh.com")
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    accept_new_host_keys: bool = False
+    user_known_hosts: str | None = "~/.ssh/known_hosts"
+    connect_timeout: float = 10.0
+    command_timeout: float | None = None
+    connect_attempts: int = 3
+    retry_delay: float = 1.0
+
+
+def _load_key(path: str) -> paramiko.PKey | None:
+    path = os.path.expanduser(path)
+    if not os.path.exists(path):
+        return None
+    try:
+        return paramiko.PKey.from_path(path)
+    except (paramiko.SSHException, OSError, ValueError) as e:
+        raise TransportError(f"cannot load identity file {path}: {e}",
+                             hint="use an unencrypted key or load it into ssh-agent") from e
+
+
+class SshConnection:
+    """``Connection`` over SSH. Thread-safe for one caller at a time per host (the pool's use)."""
+
+    def __init__(self, host: str, endpoint: Endpoint, known_hosts_file: str | None,
+                 options: SshOptions, needs_sudo: bool = False) -> None:
+        self.host = host
+        self.endpoint = endpoint
+        self.options = options
+        self.needs_sudo = needs_sudo
+        files = [f for f in (known_hosts_file, *endpoint.known_hosts, options.user_known_hosts) if f]
+        self.known_hosts = KnownHosts(
+            files=tuple(os.path.expanduser(f) for f in files),
+            record_file=os.path.expanduser(files[0] if files else "~/.ssh/known_hosts"),
+            accept_new=options.accept_new_host_keys,
+        )
+        self._transports: list[paramiko.Transport] = []
+        self._sftp: paramiko.SFTPClient | None = None
+        self._lock = threading.Lock()
+
+    # -- connecting ------------------------------------------------------------------------
+    def _handshake(self, ep: Endpoint, sock: socket.socket | paramiko.Channel) -> paramiko.Transport:
+        t = paramiko.Transport(sock)
+        t.banner_timeout = self.options.connect_timeout
+        t.handshake_timeout = self.options.connect_timeout
+        t.auth_timeout = self.options.connect_timeout
+        sec = t.get_security_options()
+        sec.kex = [k for k in _KEX if k in sec.kex]
+        sec.ciphers = [c for c in _CIPHERS if c in sec.ciphers]
+        sec.digests = [m for m in _MACS if m in sec.digests]
+        sec.key_types = self.known_hosts.preferred_key_types(ep.host, ep.port, sec.key_types)
+        t.set_keepalive(30)
+        t.start_client(timeout=self.options.connect_timeout)
+        self.known_hosts.verify(ep.host, ep.port, t.get_remote_server_key(),
+                                label=f"{ep.label} ({ep.host}:{ep.port})")
+        self._authenticate(t, ep)
+        return t
+
+    def _authenticate(self, t: paramiko.Transport, ep: Endpoint) -> None:
+        tried: list[str] = []
+        paths = ep.identity_files or DEFAULT_IDENTITIES
+        for path in paths:
+            key = _load_key(path)
+            if key is None:
+                continue
+            tried.append(path)
+            try:
+                t.auth_publickey(ep.user, key)
+                return
+            except paramiko.AuthenticationException:
+                continue
+        try:
+            agent_keys = paramiko.Agent().get_keys()
+        except paramiko.SSHException:  # pragma: no cover - broken agent socket
+            agent_keys = ()
+        for akey in agent_keys:
+            tried.append(f"agent:{akey.get_name()}")
+            try:
+                t.auth_publickey(ep.user, akey)
+                return
+            except paramiko.AuthenticationException:
+                continue
+        t.close()
+        raise TransportError(
+            f"{self.host}: authentication as {ep.user}@{ep.host}:{ep.port} failed "
+            f"(tried {', '.join(tried) or 'no keys'})",
+            hint="set ssh.identity_file in the inventory or load the key into ssh-agent",
+        )
+
+    def _open_socket(self, ep: Endpoint, via: paramiko.Transport | None) -> socket.socket | paramiko.Channel:
+        if via is None:
+            sock = socket.create_connection((ep.host, ep.port), timeout=self.options.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        return via.open_channel("direct-tcpip", (ep.host, ep.port), ("127.0.0.1", 0),
+                                timeout=self.options.connect_timeout)
+
+    def _connect_once(self) -> None:
+        chain = [*self.endpoint.jumps, self.endpoint]
+        transports: list[paramiko.Transport] = []
+        try:
+            via = None
+            for ep in chain:
+                via = self._handshake(ep, self._open_socket(ep, via))
+                transports.append(via)
+        except BaseException:
+            for t in reversed(transports):
+                t.close()
+            raise
+        self._transports = transports
+
+    def _ensure(self) -> paramiko.Transport:
+        if self._transports and self._transports[-1].is_active():
+            return self._transports[-1]
+        self._drop()
+        last: BaseException | None = None
+        for attempt in range(max(1, self.options.connect_attempts)):
+            try:
+                self._connect_once()
+                return self._transports[-1]
+            except (HostKeyError, TransportError):
+                raise
+            except GlmError:
+                raise
+            except _TRANSIENT as e:
+                last = e
+                if attempt + 1 < self.options.connect_attempts:
+                    time.sleep(self.options.retry_delay * (attempt + 1))
+        ep = self.endpoint
+        raise TransportError(
+            f"{self.host}: cannot connect to {ep.user}@{ep.host}:{ep.port}: {_describe(last)}",
+            hint="check that the host is up and sshd listens there (ssh.port, ssh.jump_host)",
+        )
+
+    def _drop(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:  # noqa: BLE001, S110 - closing a dead channel
+                pass
+            self._sftp = None
+        for t in reversed(self._transports):
+            t.close()
+        self._transports = []
+
+    # -- running ---------------------------------------------------------------------------
+    def _session(self) -> paramiko.Channel:
+        """A new channel; reconnects once if the cached transport died (nothing ran yet)."""
+        for attempt in (0, 1):
+            t = self._ensure()
+            try:
+                return t.open_session(timeout=self.options.connect_timeout)
+            except _TRANSIENT as e:
+                self._drop()
+                if attempt:
+                    raise TransportError(f"{self.host}: cannot open a session: {_describe(e)}") from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def run(self, cmd: Shell) -> CommandResult:
+        line = cmd.full_command_line(use_sudo=self.needs_sudo)
+        timeout = cmd.timeout or self.options.command_timeout
+        with self._lock:
+            chan = self._session()
+        start = time.monotonic()
+        try:
+            chan.exec_command(line)
+            data = cmd.stdin_bytes()
+            if data:
+                chan.sendall(data)
+            chan.shutdown_write()
+            out, err, code = _collect(chan, timeout, start)
+        except _TRANSIENT as e:
+            raise TransportError(f"{self.host}: connection lost while running "
+                                 f"{cmd.display()!r}: {_describe(e)}") from e
+        finally:
+            chan.close()
+        if code is None:
+            return CommandResult(cmd.display(), 124, out, err + f"\ntimed out after {timeout}s",
+                                 time.monotonic() - start)
+        return CommandResult(cmd.display(), code, out, err, time.monotonic() - start)
+
+    def put(self, upload: Upload) -> CommandResult:
+        """SFTP to a temp file, then chmod/chown and ``mv`` into place (through sudo if needed)."""
+        start = time.monotonic()
+        sudo = self.needs_sudo
+        tmp_dir = "/tmp" if sudo else os.path.dirname(upload.dest) or "/"  # noqa: S108
+        tmp = f"{tmp_dir}/.glm5cluster-{uuid.uuid4().hex}"
+        try:
+            with self._lock:
+                if self._sftp is None:
+                    self._sftp = self._ensure().open_sftp_client()
+                sftp = self._sftp
+            assert sftp is not None
+            with sftp.open(tmp, "wb") as f:
+                f.chmod(0o600)
+                f.write(upload.content)
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            alive = bool(self._transports) and self._transports[-1].is_active()
+            if alive and isinstance(e, OSError):  # e.g. permission denied: a result, not a fault
+                return CommandResult(upload.display(), 1, "", f"sftp write {tmp}: {e}",
+                                     time.monotonic() - start)
+            self._drop()
+            raise TransportError(f"{self.host}: upload of {upload.dest} failed: {_describe(e)}") from e
+        owner = upload.owner or ("root" if sudo else "")
+        chown = f"{owner}:{upload.group}" if upload.group else owner
+        script = "set -e; "
+        if sudo:
+            script += f"t=$(mktemp {shlex.quote(os.path.dirname(upload.dest) + '/.glm5cluster.XXXXXX')}); "
+            script += f"cat {shlex.quote(tmp)} > \"$t\"; rm -f {shlex.quote(tmp)}; "
+        else:
+            script += f"t={shlex.quote(tmp)}; "
+        script += f"chmod {upload.mode:o} \"$t\"; "
+        if chown:
+            script += f"chown {shlex.quote(chown)} \"$t\"; "
+        script += f"mv -f \"$t\" {shlex.quote(upload.dest)}"
+        res = self.run(Shell.sh(script, sudo=sudo, description=upload.display()))
+        return CommandResult(upload.display(), res.exit_code, res.stdout, res.stderr,
+                             time.monotonic() - start)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _collect(chan: paramiko.Channel, timeout: float | None, start: float) -> tuple[str, str, int | None]:
+    out: list[bytes] = []
+    err: list[bytes] = []
+
+    def drain() -> None:
+        while chan.recv_ready():
+            out.append(chan.recv(65536))
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(65536))
+
+    code: int | None = None
+    while True:
+        if chan.status_event.wait(0.05):
+            code = chan.recv_exit_status()
+            transport = chan.get_transport()
+            if code == -1 and (transport is None or not transport.is_active()):
+                raise EOFError("connection lost before the command exited")
+            break
+        drain()
+        if chan.status_event.is_set():
+            continue  # the exit status arrived meanwhile: collect it above
+        if chan.closed or not chan.get_transport().is_active():  # type: ignore[union-attr]
+            if chan.status_event.is_set():
+                continue
+            raise EOFError("channel closed before the command exited")
+        if timeout is not None and time.monotonic() - start > timeout:
+            break
+    drain()
+    return (b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"), code)
+
+
+def _describe(e: BaseException | None) -> str:
+    if e is None:
+        return "unknown error"
+    if isinstance(e, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset"
+    if isinstance(e, EOFError):
+        return "connection closed (EOF)"
+    text = str(e) or type(e).__name__
+    return text

@@ -1,0 +1,257 @@
+"""``readiness``: wait until every replica's node 0 serves, while watching every rank.
+
+Every ``poll_interval`` seconds each rank's host reports its unit/container state and the new
+lines of its log (one SSH command per rank); the head also probes ``/health`` and
+``/v1/models`` on 127.0.0.1 (through the SSH connection, so jump hosts and firewalls do not
+matter). Each rank's phase (``facts.sglang_log.phase_of``) is shown live. When a rank exits or
+logs a fatal error, the watcher collects every rank's last lines once more, names the first
+failing rank, host, probable cause and fix (``facts.sglang_log.diagnose``) and fails the replica.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from glm5cluster.commands import Secret, Shell
+from glm5cluster.engine.procedure import ClusterContext, Params
+from glm5cluster.engine.procedures.launch import api_key_of, selected_replicas
+from glm5cluster.engine.report import Status, StepResult
+from glm5cluster.facts.serving import RankState, parse_poll, poll_script
+from glm5cluster.facts.sglang_log import (
+    Cause,
+    Diagnosis,
+    Finding,
+    Phase,
+    RankLog,
+    diagnose,
+    phase_of,
+    read_log,
+)
+from glm5cluster.sglang.args import served_model_name
+from glm5cluster.tasks.launch import stamp_path, target_name
+from glm5cluster.topology import Replica
+
+KEEP_LINES = 400
+HEALTH_MARK = "@@glm5cluster:health@@"
+# Reads the API key (one line) from stdin; prints the /health code and the /v1/models ids.
+HEALTH_PY = (
+    "import json,sys,urllib.request as u\n"
+    "k=sys.stdin.readline().strip(); port=sys.argv[1]\n"
+    "def get(p, auth):\n"
+    "  r=u.Request('http://127.0.0.1:%s%s' % (port, p))\n"
+    "  if auth and k: r.add_header('Authorization', 'Bearer ' + k)\n"
+    "  try:\n"
+    "    with u.urlopen(r, timeout=5) as f: return f.status, f.read().decode()\n"
+    "  except u.HTTPError as e: return e.code, ''\n"
+    "  except Exception as e: return 0, str(e)\n"
+    "h, _ = get('/health', False)\n"
+    "ids = []\n"
+    "if h == 200:\n"
+    "  c, b = get('/v1/models', True)\n"
+    "  if c == 200: ids = [m.get('id') for m in json.loads(b).get('data', [])]\n"
+    "print('" + HEALTH_MARK + " %d %s' % (h, json.dumps(ids)))\n"
+)
+
+
+class ReadinessParams(Params):
+    timeout: float | None = None  # default: serving.readiness_timeout (3600 s)
+    poll_interval: float = 1.5
+    tail_lines: int = 12  # lines of each rank's log shown on failure
+    unreachable_polls: int = 5  # consecutive failed polls before a host counts as unreachable
+
+
+@dataclass
+class _Rank:
+    rank: int
+    host: str
+    lines: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_LINES))
+    seen: int = 0
+    phase: Phase = Phase.STARTING
+    state: RankState | None = None
+    fatal: Finding | None = None
+    misses: int = 0
+    shown: str = ""
+
+
+def fatal_now(f: Finding | None) -> bool:
+    """A finding that ends the start-up even while the process lives. Connection-refused
+    warnings while ranks wait for node 0 are normal; only the store's error is final."""
+    if f is None or not f.cause.primary:
+        return False
+    return f.cause.key != "dist_init_unreachable" or "Error" in f.line
+
+
+class Readiness:
+    name = "readiness"
+    Params = ReadinessParams
+
+    def run(self, params: ReadinessParams, ctx: ClusterContext) -> Mapping[str, StepResult]:
+        results: dict[str, StepResult] = {}
+        if ctx.topology is None:
+            return {h: StepResult(Status.FAILED, message="the inventory forms no topology") for h in ctx.hosts}
+        replicas = selected_replicas(ctx, results)
+        if ctx.check:
+            for rep in replicas:
+                for r in rep.ranks:
+                    results[r.node.name] = StepResult(Status.SKIPPED, "check mode: readiness is judged after a launch")
+            return results
+        key, _ = api_key_of(ctx.inventory, os.environ)
+        got = ctx.fan_out(lambda i: _Watch(params, ctx, replicas[int(i)], key).run(),
+                          [str(i) for i in range(len(replicas))], timeout=None)
+        for i, hr in got.items():
+            if hr.ok and hr.value is not None:
+                results.update(hr.value)
+            else:
+                for r in replicas[int(i)].ranks:
+                    results[r.node.name] = StepResult(Status.FAILED, message=f"readiness watch failed: {hr.error}")
+        return results
+
+
+class _Watch:
+    def __init__(self, params: ReadinessParams, ctx: ClusterContext, rep: Replica, key: str | None) -> None:
+        self.p, self.ctx, self.rep, self.key = params, ctx, rep, key
+        inv = ctx.inventory
+        self.runtime = inv.serving.runtime.value
+        self.target = target_name(inv, rep.index)
+        self.stamp = stamp_path(inv.cluster.name, rep.index)
+        self.port = inv.serving.http_port
+        self.model = served_model_name(inv)
+        self.timeout = params.timeout or inv.serving.readiness_timeout
+        self.ranks = [_Rank(r.node_rank, r.node.name) for r in rep.ranks]
+        self.head = self.ranks[0]
+        self.health = (0, [])  # type: tuple[int, list[str]]
+
+    def poll(self) -> None:
+        def one(r: _Rank) -> tuple[RankState, list[str], tuple[int, list[str]] | None]:
+            script = poll_script(self.runtime, self.target, self.stamp, r.seen)
+            stdin: str | Secret | None = None
+            if r is self.head:
+                script = f"python3 -c {shlex.quote(HEALTH_PY)} {self.port} 2>&1 | tail -n1\n" + script
+                stdin = Secret("api_key", self.key + "\n") if self.key else "\n"
+            res = self.ctx.run(r.host, Shell.sh(script, sudo=True, stdin=stdin, timeout=30,
+                                                description=f"watch {self.target} rank {r.rank}"))
+            text = res.stdout
+            health = None
+            if r is self.head and text.startswith(HEALTH_MARK):
+                first, _, text = text.partition("\n")
+                parts = first.split(" ", 2)
+                try:
+                    health = (int(parts[1]), list(json.loads(parts[2])))
+                except (ValueError, IndexError):
+                    health = (0, [])
+            state, lines = parse_poll(self.runtime, text)
+            return state, lines, health
+
+        by_host = {r.host: r for r in self.ranks}
+        got = self.ctx.fan_out(lambda h: one(by_host[h]), list(by_host), timeout=60)
+        for h, hr in got.items():
+            r = by_host[h]
+            if not hr.ok or hr.value is None:
+                r.misses += 1
+                continue
+            r.misses = 0
+            state, lines, health = hr.value
+            r.state = state
+            if lines:
+                r.seen += len(lines)
+                r.lines.extend(lines)
+                r.phase = max(r.phase, phase_of(lines))
+                if r.fatal is None:
+                    f = read_log(lines).failure
+                    r.fatal = f if fatal_now(f) else None
+            if health is not None:
+                self.health = health
+            text = f"rank {r.rank}: {r.phase.label}" + ("" if state.running else f" ({state.detail})")
+            if r is self.head and self.health[0]:
+                text += f", /health {self.health[0]}"
+            if text != r.shown:
+                r.shown = text
+                self.ctx.progress(h, text)
+
+    def run(self) -> dict[str, StepResult]:
+        start = time.monotonic()
+        deadline = start + self.timeout
+        while True:
+            self.poll()
+            lost = [r for r in self.ranks if r.misses >= self.p.unreachable_polls]
+            if lost:
+                return self._unreachable(lost)
+            broken = [r for r in self.ranks if (r.state is not None and not r.state.running) or r.fatal]
+            if broken:
+                time.sleep(1.0)  # let the peers log what they saw, then read every rank once more
+                self.poll()
+                return self._failed(time.monotonic() - start)
+            code, ids = self.health
+            if code == 200 and self.model in ids:
+                return self._ready()
+            if time.monotonic() >= deadline:
+                return self._timeout()
+            time.sleep(self.p.poll_interval)
+
+    # ---- outcomes -------------------------------------------------------------------------
+    def _ready(self) -> dict[str, StepResult]:
+        hs = self.head.state
+        took = (hs.now - hs.started_at) if hs and hs.now and hs.started_at else None
+        when = f" in {took:.0f}s since launch" if took is not None else ""
+        out = {}
+        for r in self.ranks:
+            what = (f"replica {self.rep.index} ready{when}: {self.rep.endpoint} serves {self.model}"
+                    if r is self.head else f"rank {r.rank}: {r.phase.label}, group ready")
+            out[r.host] = StepResult(Status.OK, what)
+        return out
+
+    def _tail(self, r: _Rank) -> str:
+        return "\n".join(list(r.lines)[-self.p.tail_lines:])
+
+    def _failed(self, waited: float) -> dict[str, StepResult]:
+        logs = [RankLog(r.rank, r.host, tuple(r.lines), exited=bool(r.state and not r.state.running),
+                        exit_code=r.state.exit_code if r.state else None,
+                        exited_at=r.state.exited_at if r.state else None) for r in self.ranks]
+        diag = diagnose(logs) or self._fallback()
+        culprit = next(r for r in self.ranks if r.rank == diag.rank)
+        st = culprit.state
+        noticed = ""
+        if st is not None and st.exited_at and st.now:
+            noticed = f" (noticed {max(0.0, st.now - st.exited_at):.1f}s after it exited)"
+        msg = f"replica {self.rep.index}: {diag.message()}{noticed}"
+        hint = f"{diag.cause.fix}; then re-run `glm5cluster up` (the whole group restarts)"
+        out = {}
+        for r in self.ranks:
+            phases = ", ".join(f"rank {x.rank} {x.phase.label}" for x in self.ranks)
+            out[r.host] = StepResult(
+                Status.FAILED, f"replica {self.rep.index} failed after {waited:.0f}s ({phases})",
+                message=msg if r is culprit else f"group failed: {msg}", hint=hint, tail=self._tail(r))
+        return out
+
+    def _fallback(self) -> Diagnosis:
+        r = next((x for x in self.ranks if x.state and not x.state.running), self.ranks[0])
+        code = r.state.exit_code if r.state else None
+        return Diagnosis(r.rank, r.host, Cause("exited", f"the server process is not running (exit code {code})",
+                                               "read this rank's log (glm5cluster logs)"), "no error line in the log")
+
+    def _timeout(self) -> dict[str, StepResult]:
+        phases = ", ".join(f"rank {r.rank} on {r.host}: {r.phase.label}" for r in self.ranks)
+        slowest = min(self.ranks, key=lambda r: r.phase)
+        msg = (f"replica {self.rep.index} not ready after {self.timeout:.0f}s ({phases}); "
+               f"node 0 /health {self.health[0] or 'no answer'}")
+        return {r.host: StepResult(Status.FAILED, message=msg, tail=self._tail(r),
+                                   hint=f"rank {slowest.rank} on {slowest.host} is furthest behind; raise "
+                                        "serving.readiness_timeout (up --ready-timeout) if loading is just slow")
+                for r in self.ranks}
+
+    def _unreachable(self, lost: list[_Rank]) -> dict[str, StepResult]:
+        names = ", ".join(r.host for r in lost)
+        out = {}
+        for r in self.ranks:
+            if r in lost:
+                out[r.host] = StepResult(Status.UNREACHABLE, message=f"no answer over SSH for "
+                                         f"{self.p.unreachable_polls} polls while waiting for readiness")
+            else:
+                out[r.host] = StepResult(Status.FAILED, message=f"replica {self.rep.index}: lost contact with {names}")
+        return out

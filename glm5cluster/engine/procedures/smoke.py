@@ -1,0 +1,120 @@
+"""``smoke``: real requests against each replica's node 0 once it is ready.
+
+Three chat completions through the SSH connection (python3 urllib on the head, 127.0.0.1):
+thinking mode (``reasoning_content`` present), instruct mode (``chat_template_kwargs:
+{enable_thinking: false}`` -> no ``reasoning_content``), and a tool call (``tool_calls``
+present). The API key, when the inventory names one, reaches the head on stdin only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+from glm5cluster.commands import Secret, Shell
+from glm5cluster.engine.procedure import ClusterContext, Params
+from glm5cluster.engine.procedures.launch import api_key_of
+from glm5cluster.engine.report import Status, StepResult
+from glm5cluster.errors import TransportError
+from glm5cluster.sglang.args import served_model_name
+
+SMOKE_PY = r"""
+import json, sys, time, urllib.request as u
+key = sys.stdin.readline().strip(); port, model, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def chat(body):
+    body = dict(body, model=model, max_tokens=64)
+    r = u.Request("http://127.0.0.1:%s/v1/chat/completions" % port, data=json.dumps(body).encode(),
+                  headers={"Content-Type": "application/json"})
+    if key: r.add_header("Authorization", "Bearer " + key)
+    t = time.monotonic()
+    try:
+        with u.urlopen(r, timeout=timeout) as f: doc = json.loads(f.read().decode())
+    except u.HTTPError as e: return {"error": "HTTP %d: %s" % (e.code, e.read().decode()[:200])}
+    except Exception as e: return {"error": str(e)}
+    msg = (doc.get("choices") or [{}])[0].get("message") or {}
+    return {"reasoning": bool(msg.get("reasoning_content")), "content": bool(msg.get("content")),
+            "tools": [c.get("function", {}).get("name") for c in msg.get("tool_calls") or []],
+            "seconds": round(time.monotonic() - t, 2)}
+ask = [{"role": "user", "content": "What is 17 * 23? Answer briefly."}]
+tool = {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+out = {"thinking": chat({"messages": ask}),
+       "instruct": chat({"messages": ask, "chat_template_kwargs": {"enable_thinking": False}}),
+       "tool": chat({"messages": [{"role": "user", "content": "What is the weather in Paris?"}], "tools": [tool]})}
+print(json.dumps(out))
+"""
+
+
+class SmokeParams(Params):
+    request_timeout: float = 120.0
+
+
+def verdict(doc: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """Problems with the three answers (empty: all passed)."""
+    problems = []
+    for name in ("thinking", "instruct", "tool"):
+        if doc.get(name, {}).get("error"):
+            problems.append(f"{name} request failed: {doc[name]['error']}")
+    if problems:
+        return problems
+    if not doc["thinking"].get("reasoning"):
+        problems.append("thinking mode: no reasoning_content (is --reasoning-parser glm45 set?)")
+    if doc["instruct"].get("reasoning"):
+        problems.append("instruct mode (enable_thinking false) still returned reasoning_content")
+    if not doc["instruct"].get("content"):
+        problems.append("instruct mode: empty content")
+    if not doc["tool"].get("tools"):
+        problems.append("tool call: no tool_calls (is --tool-call-parser glm47 set?)")
+    return problems
+
+
+class Smoke:
+    name = "smoke"
+    Params = SmokeParams
+
+    def run(self, params: SmokeParams, ctx: ClusterContext) -> Mapping[str, StepResult]:
+        results: dict[str, StepResult] = {}
+        if ctx.topology is None:
+            return {h: StepResult(Status.FAILED, message="the inventory forms no topology") for h in ctx.hosts}
+        inv = ctx.inventory
+        model = served_model_name(inv)
+        key, problem = api_key_of(inv, os.environ)
+        heads = {rep.head.node.name: rep for rep in ctx.topology.replicas if rep.head.node.name in ctx.hosts}
+        for h in ctx.hosts:
+            if h not in heads:
+                results[h] = StepResult(Status.SKIPPED, "not a replica head (only node 0 serves)")
+        if ctx.check:
+            results.update({h: StepResult(Status.SKIPPED, "check mode: no requests sent") for h in heads})
+            return results
+        if problem:
+            results.update({h: StepResult(Status.FAILED, message=problem) for h in heads})
+            return results
+
+        def one(host: str) -> StepResult:
+            rep = heads[host]
+            stdin: str | Secret = Secret("api_key", key + "\n") if key else "\n"
+            cmd = Shell.cmd("python3", "-c", SMOKE_PY, str(inv.serving.http_port), model,
+                            str(params.request_timeout), stdin=stdin, timeout=params.request_timeout * 3 + 30,
+                            description=f"smoke test replica {rep.index}")
+            try:
+                res = ctx.run(host, cmd)
+            except TransportError as e:
+                return StepResult(Status.UNREACHABLE, message=e.message, hint=e.hint)
+            try:
+                doc = json.loads(res.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                return StepResult(Status.FAILED, message=f"smoke test did not run (exit {res.exit_code})",
+                                  tail=res.tail(5), hint="python3 is needed on the head")
+            problems = verdict(doc)
+            if problems:
+                return StepResult(Status.FAILED, message=f"replica {rep.index}: " + "; ".join(problems),
+                                  hint=f"glm5cluster logs INV --replica {rep.index}")
+            secs = "/".join(str(doc[k].get("seconds")) for k in ("thinking", "instruct", "tool"))
+            return StepResult(Status.OK, f"replica {rep.index} {rep.endpoint} model {model}: thinking "
+                                         f"(reasoning_content), instruct, tool call ({doc['tool']['tools'][0]}) "
+                                         f"passed in {secs}s")
+
+        for h, hr in ctx.fan_out(one, list(heads)).items():
+            results[h] = hr.value if hr.ok and hr.value else StepResult(Status.FAILED, message=str(hr.error))
+        return results

@@ -1,0 +1,281 @@
+"""What a replica is doing: each rank's unit/container state, node 0's HTTP answers, the verdict.
+
+Pure parsers and one pure judgement (house rule 2), tested on captured outputs in
+``tests/facts/replica/`` (``systemctl show``, ``docker inspect``, SGLang's ``/v1/models`` and
+``/server_info`` from ``../shared/fixtures/sglang-http/``). Only node 0 serves the API: other
+ranks answer health checks regardless (reference ``sglang-glm5.md`` section 2), so a replica is
+*serving* only when node 0 answers and every rank's process is up.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from glm5cluster.facts.sglang_log import Phase, phase_of, read_log
+
+UP_STATES = ("active", "activating", "reloading")
+SHOW_PROPS = ("LoadState", "ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus",
+              "ActiveEnterTimestampMonotonic", "InactiveEnterTimestampMonotonic", "Description")
+
+
+class Verdict(StrEnum):
+    SERVING = "serving"
+    STARTING = "starting"
+    BROKEN = "broken"
+    STOPPED = "stopped"
+    UNKNOWN = "unknown"  # a host could not be reached
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A host's clock: wall time and seconds since boot, read in the same command."""
+
+    wall: float
+    uptime: float
+
+    def wall_of_monotonic(self, usec: int) -> float | None:
+        """Wall time of a systemd ``*TimestampMonotonic`` value (0 means never)."""
+        return None if usec <= 0 else self.wall - (self.uptime - usec / 1e6)
+
+
+def parse_clock(text: str) -> Clock | None:
+    """``cat /proc/uptime; date +%s.%N`` output."""
+    lines = text.split()
+    try:
+        return Clock(wall=float(lines[2]), uptime=float(lines[0]))
+    except (IndexError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class RankState:
+    """One rank's process as systemd or docker reports it."""
+
+    state: str  # active | activating | deactivating | inactive | failed | absent | unreachable
+    detail: str = ""  # systemd sub-state or container status
+    since: float | None = None  # wall time the rank entered its current state
+    exit_code: int | None = None
+    signal: int | None = None
+    oom_killed: bool = False
+
+    @property
+    def up(self) -> bool:
+        return self.state in UP_STATES
+
+    def how_it_ended(self) -> str:
+        if self.oom_killed:
+            return "killed by the kernel OOM killer"
+        if self.signal:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = f"signal {self.signal}"
+            return f"killed by signal {self.signal} ({name})"
+        if self.exit_code is not None:
+            return f"exited with code {self.exit_code}"
+        return self.state
+
+
+def parse_show(text: str) -> dict[str, str]:
+    """``systemctl show -p A,B,...`` output as a mapping."""
+    props: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            props[key.strip()] = value.strip()
+    return props
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "0")
+    except ValueError:
+        return 0
+
+
+def unit_rank_state(props: Mapping[str, str], clock: Clock | None) -> RankState:
+    """A rank from its unit's ``systemctl show`` properties."""
+    if props.get("LoadState") in ("not-found", "") and props.get("ActiveState") in ("inactive", "", None):
+        return RankState("absent", "no unit")
+    active = props.get("ActiveState", "")
+    up = active in UP_STATES
+    mono = _int(props.get("ActiveEnterTimestampMonotonic" if up else "InactiveEnterTimestampMonotonic"))
+    since = clock.wall_of_monotonic(mono) if clock else None
+    code = props.get("ExecMainCode", "")  # 1 exited, 2 killed, 3 dumped (siginfo CLD_*)
+    status = _int(props.get("ExecMainStatus"))
+    exit_code = sig = None
+    if not up and code == "1":
+        exit_code = status
+    elif not up and code in ("2", "3"):
+        sig = status
+    return RankState(active, props.get("SubState", ""), since, exit_code, sig)
+
+
+def _iso(ts: str) -> float | None:
+    """Docker's RFC 3339 nano timestamps; its zero time means never."""
+    if not ts or ts.startswith("0001-"):
+        return None
+    text = ts.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def container_rank_state(result_stdout: str, exit_code: int) -> RankState:
+    """A rank from ``docker inspect --format '{{json .State}}' NAME`` (exit 1: no such container)."""
+    if exit_code != 0:
+        return RankState("absent", "no container")
+    try:
+        st = json.loads(result_stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return RankState("absent", "unreadable docker state")
+    status = str(st.get("Status", ""))
+    if st.get("Running") or status in ("running", "restarting"):
+        return RankState("active", status, _iso(str(st.get("StartedAt", ""))))
+    if status == "created":
+        return RankState("inactive", status)
+    code = int(st.get("ExitCode") or 0)
+    sig = code - 128 if code > 128 else None
+    return RankState("failed" if code else "inactive", status, _iso(str(st.get("FinishedAt", ""))),
+                     None if sig else code, sig, bool(st.get("OOMKilled")))
+
+
+# ---- node 0's HTTP answers ------------------------------------------------------------------
+@dataclass(frozen=True)
+class HttpReply:
+    status: int | None  # None: no connection
+    body: str = ""
+
+
+def parse_http(text: str) -> HttpReply:
+    """curl output written as ``<body>\\n<http code>`` (``-w '\\n%{http_code}'``); code 000 = no answer."""
+    body, _, code = text.rstrip("\n").rpartition("\n")
+    if not code.strip().isdigit():
+        return HttpReply(None, text)
+    n = int(code.strip())
+    return HttpReply(n or None, body)
+
+
+def model_ids(body: str) -> tuple[str, ...]:
+    """The model ids of a ``/v1/models`` answer."""
+    try:
+        data = json.loads(body)
+        return tuple(str(card["id"]) for card in data.get("data", []) if "id" in card)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ()
+
+
+def server_version(body: str) -> str | None:
+    """``version`` of a ``/server_info`` (old name ``/get_server_info``) answer."""
+    try:
+        version = json.loads(body).get("version")
+    except (ValueError, AttributeError):
+        return None
+    return str(version) if version else None
+
+
+@dataclass(frozen=True)
+class HeadProbe:
+    health: HttpReply
+    models: HttpReply
+    server_info: HttpReply
+
+    @property
+    def healthy(self) -> bool:
+        return self.health.status == 200
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return model_ids(self.models.body) if self.models.status == 200 else ()
+
+    @property
+    def version(self) -> str | None:
+        return server_version(self.server_info.body) if self.server_info.status == 200 else None
+
+
+# ---- the verdict ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RankView:
+    rank: int
+    host: str
+    state: RankState
+    log: tuple[str, ...] = ()
+
+    @property
+    def phase(self) -> Phase:
+        return phase_of(self.log)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    reason: str
+    rank: int | None = None  # the rank named (the first failing one when broken)
+    host: str | None = None
+    cause: str | None = None  # probable cause, from the log
+    fix: str | None = None
+    evidence: str | None = None
+
+
+def _culprit(down: Sequence[RankView]) -> tuple[RankView, str | None, str | None, str | None]:
+    """The first failing rank: a primary cause in its log beats a silent death (killed), which
+    beats a rank that only saw its peer go; then the earliest to stop; then the lowest rank."""
+    scored = []
+    for r in down:
+        f = read_log(r.log).failure
+        if f is not None and f.cause.primary:
+            tier, cause = 0, f
+        elif f is not None and f.cause.key == "peer_died":
+            tier, cause = 2, f
+        else:
+            tier, cause = 1, f
+        when = r.state.since if r.state.since is not None else float("inf")
+        scored.append((tier, when, r.rank, r, cause))
+    scored.sort(key=lambda s: (s[0], s[1], s[2]))
+    _, _, _, rank, finding = scored[0]
+    if finding is None:
+        return rank, None, None, None
+    return rank, finding.cause.title, finding.cause.fix, finding.line
+
+
+def judge(ranks: Sequence[RankView], head: HeadProbe | None, model: str | None = None) -> Judgement:
+    """Serving / starting / broken / stopped / unknown for one replica (ranks head first)."""
+    unreachable = [r for r in ranks if r.state.state == "unreachable"]
+    known = [r for r in ranks if r.state.state != "unreachable"]
+    up = [r for r in known if r.state.up]
+    down = [r for r in known if not r.state.up]
+    failed = [r for r in down if r.state.state == "failed"]
+    if down and (up or failed):
+        rank, title, fix, line = _culprit(failed or down)
+        how = rank.state.how_it_ended() if rank.state.state in ("failed", "inactive") else rank.state.state
+        reason = f"rank {rank.rank} on {rank.host} {how}" if rank.state.state != "absent" else \
+            f"rank {rank.rank} on {rank.host} has no unit/container"
+        others = [r for r in down if r is not rank]
+        if others:
+            reason += "; also down: " + ", ".join(f"rank {r.rank} ({r.host})" for r in others)
+        return Judgement(Verdict.BROKEN, reason, rank.rank, rank.host, title, fix, line)
+    if unreachable:
+        names = ", ".join(r.host for r in unreachable)
+        return Judgement(Verdict.UNKNOWN, f"cannot reach {names}", unreachable[0].rank, unreachable[0].host)
+    if not up:
+        absent = all(r.state.state == "absent" for r in known)
+        return Judgement(Verdict.STOPPED, "not deployed" if absent else "stopped")
+    if head is not None and head.healthy:
+        ids = head.model_ids
+        if ids and (model is None or model in ids):
+            return Judgement(Verdict.SERVING, f"node 0 healthy, serving {', '.join(ids)}")
+        return Judgement(Verdict.STARTING, "node 0 healthy; /v1/models does not list the model yet")
+    phases = ", ".join(f"rank {r.rank}: {r.phase.label}" for r in up)
+    code = head.health.status if head is not None else None
+    what = f"/health answers {code}" if code else "node 0 does not answer /health yet"
+    return Judgement(Verdict.STARTING, f"{what} ({phases})")

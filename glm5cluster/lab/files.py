@@ -1,0 +1,126 @@
+"""The lab's files on the machine: ``~/.glm5cluster/lab/<name>/`` (key pair, known_hosts, inventory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from glm5cluster.errors import GlmError
+from glm5cluster.lab.addresses import mirror_endpoints
+from glm5cluster.model.inventory import Inventory
+
+
+def lab_home() -> Path:
+    return Path(os.environ.get("GLM5CLUSTER_LAB_HOME", "~/.glm5cluster/lab")).expanduser()
+
+
+def lab_dir(name: str) -> Path:
+    return lab_home() / name
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """What ``lab up`` was asked for; kept in ``lab.json`` so later calls reconcile to it."""
+
+    name: str
+    hosts: int
+    gpu: str
+    gpus_per_node: int
+    subnet: str
+    sudo_user_hosts: int = 0
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def save(self) -> None:
+        path = lab_dir(self.name) / "lab.json"
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+    @staticmethod
+    def load(name: str) -> LabSettings | None:
+        path = lab_dir(name) / "lab.json"
+        if not path.exists():
+            return None
+        return LabSettings(**json.loads(path.read_text()))
+
+
+def ensure_key(name: str) -> tuple[Path, str]:
+    """The lab key pair (made once per lab): the private key path and the public key text."""
+    d = lab_dir(name)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = d / "id_ed25519"
+    if not key.exists():
+        subprocess.run(  # noqa: S603
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"glm5lab-{name}", "-f", str(key)],
+            check=True,
+        )
+    key.chmod(0o600)
+    return key, (d / "id_ed25519.pub").read_text().strip()
+
+
+def write_known_hosts(name: str, keys: dict[str, list[str]]) -> Path:
+    """known_hosts with every host's keys under its address (read from the host, never scanned)."""
+    path = lab_dir(name) / "known_hosts"
+    lines = [f"{addr} {k}" for addr, ks in sorted(keys.items()) for k in ks]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def home_relative(path: Path) -> str:
+    """``~/...`` when under the home directory, so the inventory reads the same for every user."""
+    home = Path.home()
+    try:
+        return "~/" + path.relative_to(home).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]]) -> dict[str, object]:
+    """The lab inventory; ``hosts`` holds (name, address, gpu kind, gpu count, sudo user)."""
+    d = lab_dir(s.name)
+    m = mirror_endpoints(s.subnet)
+    host_entries: list[dict[str, object]] = []
+    for hname, addr, kind, count, sudo_user in hosts:
+        entry: dict[str, object] = {"name": hname, "address": addr}
+        if kind != s.gpu or count != s.gpus_per_node:
+            entry["gpu"] = {"kind": kind, "count": count}
+        if sudo_user:
+            entry["ssh"] = {"user": "glm5", "sudo": True}
+        host_entries.append(entry)
+    return {
+        "version": 1,
+        "cluster": {"name": f"lab-{s.name}"[:40].rstrip("-"), "gpu": {"kind": s.gpu, "count": s.gpus_per_node}},
+        "ssh": {
+            "user": "root",
+            "identity_file": home_relative(d / "id_ed25519"),
+            "known_hosts": home_relative(d / "known_hosts"),
+            "connect_timeout": 10,
+        },
+        "hosts": host_entries,
+        "model": {
+            "repo": "zai-org/GLM-5",
+            "weights_dir": "/srv/models/GLM-5",
+            "source": {"kind": "hub", "endpoint": m.hub},
+        },
+        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi},
+        "stack": {"apt_mirror": m.apt, "registry_mirror": m.registry, "insecure_registries": [m.registry]},
+    }
+
+
+def write_inventory(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]]) -> Path:
+    data = inventory_data(s, hosts)
+    try:
+        Inventory.model_validate(data)
+    except Exception as e:  # a bug in this module, not the user's input
+        raise GlmError(f"the lab inventory does not validate: {e}", hint="report this as a bug") from e
+    path = lab_dir(s.name) / "inventory.yaml"
+    header = (
+        f"# The rehearsal lab `{s.name}`, written by `glm5cluster lab up` (rewritten on every lab up).\n"
+        f"# {s.hosts} x {s.gpus_per_node} {s.gpu} on {s.subnet}; mirror endpoints are lab/addresses.py's.\n"
+    )
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    return path

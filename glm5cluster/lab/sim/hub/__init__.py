@@ -1,0 +1,1 @@
+"""A local model hub speaking the part of the Hugging Face Hub API huggingface_hub uses (lab only)."""

@@ -1,0 +1,1 @@
+"""Source of the lab's simulated `sglang` package (see build.py). Not imported by the product."""

@@ -1,0 +1,1 @@
+"""Internals of the simulator (not part of the real SGLang API)."""

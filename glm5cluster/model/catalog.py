@@ -1,0 +1,145 @@
+"""The hardware catalog: the seed's tp table and the cookbook's per-hardware flags.
+
+Source: ``../shared/reference/sglang-glm5.md`` section 1 (SGLang cookbook page
+``docs/cookbook/autoregressive/GLM/GLM-5.mdx`` and its command generator). Everything here is
+version-neutral: the SGLang flag *spellings* live in ``glm5cluster.sglang.profiles``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from glm5cluster.errors import PlanError
+from glm5cluster.model.inventory import GpuKind, Precision
+
+Vendor = Literal["nvidia", "amd"]
+
+# The cookbook's EAGLE/MTP settings (generator option "speculative decoding").
+EAGLE_NUM_STEPS = 3
+EAGLE_TOPK = 1
+EAGLE_NUM_DRAFT_TOKENS = 4
+# IndexCache (GLM-5-FP8 only): the cookbook's `--json-model-override-args` value.
+INDEX_TOPK_PATTERN = "FFSFSSSFSSFFFSSSFFFSFSSSSSSFFSFFSFFSSFFFFFFSFFFFFSFFSSSSSSFSFFFSFSSSFSFFSFFSSS"
+REASONING_PARSER = "glm45"
+TOOL_CALL_PARSER = "glm47"
+REPO_FOR = {Precision.FP8: "zai-org/GLM-5-FP8", Precision.BF16: "zai-org/GLM-5"}
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Hardware x precision specific server settings, named by meaning, not by flag."""
+
+    expert_parallel_size: int | None = None
+    quantization: str | None = None
+    attention_backend_dsa: bool = False  # `--attention-backend dsa` (launch era: `nsa`)
+    dsa_decode_backend: str | None = None
+    dsa_prefill_backend: str | None = None
+    moe_runner_backend: str | None = None
+    allreduce_fusion: bool = False  # flashinfer allreduce fusion
+    trust_remote_code: bool = False
+    chunked_prefill_size: int | None = None
+    watchdog_timeout: int | None = None
+
+
+NO_BACKENDS = BackendSettings()
+
+B200_FP8 = BackendSettings(
+    expert_parallel_size=1,
+    quantization="fp8",
+    attention_backend_dsa=True,
+    dsa_decode_backend="trtllm",
+    dsa_prefill_backend="trtllm",
+    moe_runner_backend="flashinfer_trtllm",
+    allreduce_fusion=True,
+)
+H200_FP8 = BackendSettings(allreduce_fusion=True)
+AMD_BF16 = BackendSettings(
+    trust_remote_code=True,
+    dsa_prefill_backend="tilelang",
+    dsa_decode_backend="tilelang",
+    chunked_prefill_size=131072,
+    watchdog_timeout=1200,  # "20 minutes for weight loading"
+)
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """One GPU kind as the catalog knows it."""
+
+    kind: GpuKind
+    vendor: Vendor
+    memory_gb: int
+    tp_fp8: int | None  # None: not offered
+    tp_bf16: int
+    mem_fraction_static: float
+    backends_fp8: BackendSettings
+    backends_bf16: BackendSettings
+    eagle_supported: bool
+    nvswitch_fabric_manager: bool  # HGX boards: NVSwitch, needs nvidia-fabricmanager
+    open_kernel_modules_required: bool  # Blackwell only runs on the open GPU kernel modules
+    architecture: str
+
+    def tp_size(self, precision: Precision) -> int | None:
+        return self.tp_fp8 if precision is Precision.FP8 else self.tp_bf16
+
+    def backends(self, precision: Precision) -> BackendSettings:
+        return self.backends_fp8 if precision is Precision.FP8 else self.backends_bf16
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the catalog prescribes for one GPU kind and one precision."""
+
+    gpu: GpuProfile
+    precision: Precision
+    tp_size: int
+    mem_fraction_static: float
+    backends: BackendSettings
+    eagle_supported: bool
+    index_cache_supported: bool
+
+
+def _nvidia(kind: GpuKind, mem: int, fp8: int, bf16: int, frac: float, fp8_backends: BackendSettings,
+            arch: str, open_modules: bool = False) -> GpuProfile:
+    return GpuProfile(kind, "nvidia", mem, fp8, bf16, frac, fp8_backends, NO_BACKENDS, True, True,
+                      open_modules, arch)
+
+
+def _amd(kind: GpuKind, mem: int, arch: str) -> GpuProfile:
+    return GpuProfile(kind, "amd", mem, None, 8, 0.80, NO_BACKENDS, AMD_BF16, False, False, False, arch)
+
+
+CATALOG: dict[GpuKind, GpuProfile] = {
+    GpuKind.H100: _nvidia(GpuKind.H100, 80, 16, 32, 0.85, NO_BACKENDS, "hopper"),
+    GpuKind.H200: _nvidia(GpuKind.H200, 141, 8, 16, 0.85, H200_FP8, "hopper"),
+    GpuKind.B200: _nvidia(GpuKind.B200, 180, 8, 16, 0.9, B200_FP8, "blackwell", open_modules=True),
+    GpuKind.MI300X: _amd(GpuKind.MI300X, 192, "gfx942"),
+    GpuKind.MI325X: _amd(GpuKind.MI325X, 256, "gfx942"),
+    GpuKind.MI355X: _amd(GpuKind.MI355X, 288, "gfx950"),
+}
+
+
+def gpu_profile(kind: GpuKind) -> GpuProfile:
+    return CATALOG[kind]
+
+
+def deployment(kind: GpuKind, precision: Precision) -> Deployment:
+    """The cookbook's deployment for one hardware row; PlanError where none is offered."""
+    gpu = CATALOG[kind]
+    tp = gpu.tp_size(precision)
+    if tp is None:
+        raise PlanError(
+            f"FP8 not verified on AMD: {kind.value} has no GLM-5-FP8 deployment in the cookbook",
+            hint=f"use {REPO_FOR[Precision.BF16]} (BF16, tp={gpu.tp_bf16}) on {kind.value}",
+            path="model.repo",
+        )
+    return Deployment(
+        gpu=gpu,
+        precision=precision,
+        tp_size=tp,
+        mem_fraction_static=gpu.mem_fraction_static,
+        backends=gpu.backends(precision),
+        eagle_supported=gpu.eagle_supported,
+        index_cache_supported=precision is Precision.FP8,
+    )

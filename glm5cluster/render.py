@@ -1,0 +1,257 @@
+"""Rendering: files through one jinja2 environment (StrictUndefined, no autoescape), one typed
+variables record per template; the ``docker run`` argv is built as a Python list.
+
+Templates live in the repository's top-level ``templates/``; an installed package finds the
+same files through ``glm5cluster/data/templates`` (a symlink in the source tree, copied as
+package data by setuptools). Every value that reaches a file or a command is encoded for the
+reader that will parse it: systemd's ``ExecStart=`` rules (``systemd_quote``), shell-style
+quoting for ``EnvironmentFile=`` (also valid POSIX sh), docker's raw ``--env-file`` lines.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+
+from glm5cluster.errors import PlanError
+from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.sglang.args import build_args
+from glm5cluster.sglang.launcher import entry_argv
+from glm5cluster.topology import RankAssignment, Replica, Topology
+
+CONFIG_DIR = "/etc/glm5cluster"
+TIMEOUT_STOP_SEC = 300
+DOCKER_PYTHON = "python3"
+_PKG = Path(__file__).resolve().parent
+TEMPLATE_DIRS = (_PKG.parent / "templates", _PKG / "data" / "templates")
+EnvDialect = Literal["systemd", "docker"]
+
+
+def template_dir() -> Path:
+    for d in TEMPLATE_DIRS:
+        if (d / "sglang.service.j2").is_file():
+            return d
+    raise FileNotFoundError(f"glm5cluster templates not found in {', '.join(map(str, TEMPLATE_DIRS))}")
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def environment() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(template_dir())),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=False,
+        )
+    return _ENV
+
+
+# ---- names and paths -------------------------------------------------------------------------
+def unit_stem(cluster: str, replica_index: int) -> str:
+    return f"glm5-{cluster}-r{replica_index}"
+
+
+def unit_name(cluster: str, replica_index: int) -> str:
+    return unit_stem(cluster, replica_index) + ".service"
+
+
+def container_name(cluster: str, replica_index: int) -> str:
+    return unit_stem(cluster, replica_index)
+
+
+def env_file_path(cluster: str, replica_index: int) -> str:
+    return f"{CONFIG_DIR}/{cluster}/r{replica_index}.env"
+
+
+def secrets_file_path(cluster: str) -> str:
+    """Written separately, mode 0600, owner root; holds the values of ``secret_names``."""
+    return f"{CONFIG_DIR}/{cluster}/secrets.env"
+
+
+# ---- environment -----------------------------------------------------------------------------
+def node_env(inventory: Inventory, rank: RankAssignment) -> dict[str, str]:
+    """Plain (non-secret) environment of one rank: NCCL/Gloo interface, then serving.env."""
+    env: dict[str, str] = {}
+    if rank.node.interface:
+        env["NCCL_SOCKET_IFNAME"] = rank.node.interface
+        env["GLOO_SOCKET_IFNAME"] = rank.node.interface
+    env.update(inventory.serving.env)
+    return env
+
+
+def secret_names(inventory: Inventory, rank: RankAssignment) -> tuple[str, ...]:
+    """Names of the secret variables a rank expects (values live only in the secrets file).
+
+    Only the head needs the API key; weights are read from ``weights_dir``, so no rank needs
+    the hub token at serve time.
+    """
+    key = inventory.serving.secrets.api_key_env
+    return (key,) if key and rank.is_head else ()
+
+
+def encode_env_line(name: str, value: str, dialect: EnvDialect) -> str:
+    if dialect == "systemd":
+        # systemd's EnvironmentFile= parser and POSIX sh read shell single-quoting the same way.
+        return f"{name}={shlex.quote(value)}"
+    if "\n" in value or "\r" in value or "\x00" in value:
+        raise PlanError(f"environment value of {name} has a line break, which docker's --env-file "
+                        "cannot carry", hint="remove the line break", path=f"serving.env.{name}")
+    return f"{name}={value}"
+
+
+@dataclass(frozen=True)
+class EnvFileVars:
+    cluster: str
+    purpose: str
+    replica: int
+    node: str
+    node_rank: int
+    secret_names: tuple[str, ...]
+    secrets_path: str
+    lines: tuple[str, ...]
+
+
+def env_file_vars(inventory: Inventory, replica: Replica, rank: RankAssignment,
+                  dialect: EnvDialect) -> EnvFileVars:
+    env = node_env(inventory, rank)
+    return EnvFileVars(
+        cluster=inventory.cluster.name,
+        purpose=f"SGLang environment ({dialect})",
+        replica=replica.index,
+        node=rank.node.name,
+        node_rank=rank.node_rank,
+        secret_names=secret_names(inventory, rank),
+        secrets_path=secrets_file_path(inventory.cluster.name),
+        lines=tuple(encode_env_line(k, v, dialect) for k, v in env.items()),
+    )
+
+
+def render_env_file(v: EnvFileVars) -> str:
+    return environment().get_template("node.env.j2").render(v=v)
+
+
+def default_dialect(inventory: Inventory) -> EnvDialect:
+    return "docker" if inventory.serving.runtime is Runtime.DOCKER else "systemd"
+
+
+# ---- systemd ---------------------------------------------------------------------------------
+_C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def systemd_quote(arg: str) -> str:
+    """One argument for ``ExecStart=``: double-quoted, with systemd's three escapings.
+
+    ``%`` -> ``%%`` (specifiers), ``$`` -> ``$$`` (environment expansion), and C escapes for
+    backslash, double quote and control characters (word splitting / unquoting).
+    """
+    out = []
+    for ch in arg:
+        if ch == "%":
+            out.append("%%")
+        elif ch == "$":
+            out.append("$$")
+        elif ch in _C_ESCAPES:
+            out.append(_C_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def systemd_command_line(argv: list[str]) -> str:
+    return " ".join(systemd_quote(a) for a in argv)
+
+
+def server_argv(inventory: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
+                python: str) -> list[str]:
+    """The full server command of one rank: entry point (or API-key launcher) + build_args."""
+    key = inventory.serving.secrets.api_key_env if rank.is_head else None
+    return entry_argv(python, key) + build_args(inventory, topology, replica, rank)
+
+
+@dataclass(frozen=True)
+class UnitVars:
+    cluster: str
+    replica: int
+    node_rank: int
+    nnodes: int
+    user: str
+    env_file: str
+    secrets_file: str | None
+    exec_start: str
+    timeout_stop_sec: int
+    unit_stem: str
+
+
+def unit_vars(inventory: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
+              user: str = "root") -> UnitVars:
+    cluster = inventory.cluster.name
+    python = inventory.serving.venv_path.rstrip("/") + "/bin/python"
+    argv = server_argv(inventory, topology, replica, rank, python)
+    return UnitVars(
+        cluster=cluster,
+        replica=replica.index,
+        node_rank=rank.node_rank,
+        nnodes=replica.nnodes,
+        user=user,
+        env_file=env_file_path(cluster, replica.index),
+        secrets_file=secrets_file_path(cluster) if secret_names(inventory, rank) else None,
+        exec_start=systemd_command_line(argv),
+        timeout_stop_sec=TIMEOUT_STOP_SEC,
+        unit_stem=unit_stem(cluster, replica.index),
+    )
+
+
+def render_unit(v: UnitVars) -> str:
+    return environment().get_template("sglang.service.j2").render(v=v)
+
+
+# ---- docker ----------------------------------------------------------------------------------
+def docker_image(inventory: Inventory, replica: Replica) -> str:
+    """serving.image, else lmsysorg's tag for the version (ROCm: the ``-rocm700-mi30x/mi35x``
+    pattern seen on lmsysorg/sglang, e.g. ``v0.5.8-rocm700-mi35x``)."""
+    if inventory.serving.image:
+        return inventory.serving.image
+    version = inventory.serving.sglang_version
+    gpu = replica.deployment.gpu
+    if gpu.vendor == "amd":
+        family = "mi35x" if gpu.architecture == "gfx950" else "mi30x"
+        return f"lmsysorg/sglang:v{version}-rocm700-{family}"
+    return f"lmsysorg/sglang:v{version}"
+
+
+def docker_run_argv(inventory: Inventory, topology: Topology, replica: Replica,
+                    rank: RankAssignment) -> list[str]:
+    """``docker run`` for one rank, as argv (display with ``shlex.join``)."""
+    cluster = inventory.cluster.name
+    weights = inventory.model.weights_dir
+    if ":" in weights:
+        raise PlanError(f"weights_dir {weights!r} contains ':', which docker -v cannot mount",
+                        hint="use a path without ':'", path="model.weights_dir")
+    argv = ["docker", "run", "--detach", "--name", container_name(cluster, replica.index),
+            "--label", f"glm5cluster.cluster={cluster}",
+            "--label", f"glm5cluster.replica={replica.index}",
+            "--label", f"glm5cluster.rank={rank.node_rank}"]
+    if replica.deployment.gpu.vendor == "nvidia":
+        argv += ["--gpus", "all"]
+    else:
+        argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video",
+                 "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"]
+    argv += ["--network", "host", "--ipc", "host", "--shm-size", inventory.serving.shm_size,
+             "--ulimit", "memlock=-1", "--ulimit", "stack=67108864",
+             "--restart", "no", "--stop-timeout", str(TIMEOUT_STOP_SEC),
+             "-v", f"{weights}:{weights}:ro",
+             "--env-file", env_file_path(cluster, replica.index)]
+    if secret_names(inventory, rank):
+        argv += ["--env-file", secrets_file_path(cluster)]
+    argv.append(docker_image(inventory, replica))
+    return argv + server_argv(inventory, topology, replica, rank, DOCKER_PYTHON)

@@ -1,0 +1,246 @@
+"""NVIDIA host stack: CUDA repository, driver (open modules), persistence, fabric manager, NVLSM.
+
+Package names follow gpu-stack.md section 1.4: branch <= 580 has versioned names
+(``nvidia-driver-580-open``); from 590 the pinning package ``nvidia-driver-pinning-<br>`` is
+installed first and the names lose the branch (``nvidia-open``). EL9 uses DNF module streams.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from glm5cluster.commands import Command, Shell, Upload
+from glm5cluster.facts.packages import StackFact, StackState
+from glm5cluster.tasks import gpu_stack as gs
+from glm5cluster.tasks.base import Change, Fail, HostContext, NoOp, Outcome, Params, Skip, Task
+
+CUDA_BASE = "https://developer.download.nvidia.com/compute/cuda/repos"
+KEYRING_DEB = "cuda-keyring_1.1-1_all.deb"
+SUPPORTED = {("ubuntu", "22.04"), ("ubuntu", "24.04"), ("debian", "12")}
+PERSISTENCED_DROPIN = "/etc/systemd/system/nvidia-persistenced.service.d/glm5cluster.conf"
+PERSISTENCED_UNIT = (
+    "# written by glm5cluster: run the daemon with persistence enabled (gpu-stack.md 1.6)\n"
+    "[Service]\nExecStart=\nExecStart=/usr/bin/nvidia-persistenced --persistence-mode --verbose\n"
+)
+
+
+class StackParams(Params):
+    """Overrides of the inventory's ``stack.nvidia`` for one step (normally left empty)."""
+
+    driver_branch: str | None = None
+
+
+def branch(params: StackParams, ctx: Any) -> str:
+    return params.driver_branch or gs.stack_of(ctx).nvidia.driver_branch
+
+
+def use_open(ctx: Any) -> bool:
+    flag = gs.stack_of(ctx).nvidia.open_kernel_modules
+    return True if flag is None else flag
+
+
+def cuda_distro(st: StackState) -> str | None:
+    arch = "sbsa" if st.arch in ("aarch64", "arm64") else "x86_64"
+    if st.family == "rhel":
+        return f"rhel9/{arch}" if st.os_version.startswith("9") else None
+    if (st.os_id, st.os_version) in SUPPORTED:
+        return f"{st.os_id}{st.os_version.replace('.', '')}/{arch}"
+    return None
+
+
+def driver_packages(st: StackState, br: str, open_modules: bool) -> list[list[str]]:
+    """Install batches, in order (the >=590 pinning package must come first)."""
+    if st.family == "rhel":
+        return [["nvidia-open" if open_modules else "cuda-drivers"]]
+    if int(br) <= 580:
+        return [[f"nvidia-driver-{br}-open" if open_modules else f"cuda-drivers-{br}"]]
+    return [[f"nvidia-driver-pinning-{br}"], ["nvidia-open" if open_modules else "cuda-drivers"]]
+
+
+def installed_driver_version(st: StackState, br: str) -> str | None:
+    """Upstream version of the installed driver of this branch, or None."""
+    for name in (f"nvidia-driver-{br}-open", f"cuda-drivers-{br}", f"libnvidia-compute-{br}",
+                 "nvidia-open", "kmod-nvidia-open-dkms", "cuda-drivers", "libnvidia-compute",
+                 "nvidia-driver", "nvidia-driver-cuda"):
+        v = st.packages.get(name)
+        if v and gs.upstream(v).startswith(f"{br}."):
+            return gs.upstream(v)
+    return None
+
+
+def repo_commands(st: StackState, ctx: Any) -> list[Command]:
+    spec = gs.stack_of(ctx)
+    mirror = spec.nvidia.cuda_repo
+    if mirror is None and spec.apt_mirror is not None:
+        return list(gs.apt_mirror_commands(st, spec.apt_mirror))  # the mirror carries the driver
+    distro = cuda_distro(st)
+    if st.family == "rhel":
+        if any(r.startswith(("[cuda-rhel9", "[glm5cluster-cuda")) for r in st.yum_repos):
+            return []
+        crb = (["subscription-manager", "repos", "--enable", f"codeready-builder-for-rhel-9-{st.arch}-rpms"]
+               if st.os_id == "rhel" else ["dnf", "config-manager", "--set-enabled", "crb"])
+        cmds: list[Command] = [gs.install(st, ["dnf-plugins-core", "epel-release"] if st.os_id != "rhel" else ["dnf-plugins-core"], "dnf plugins, EPEL"),
+                               Shell.cmd(*crb, sudo=True, description="enable CRB")]
+        if mirror:
+            repo = f"[glm5cluster-cuda]\nname=CUDA (site mirror)\nbaseurl={mirror}\nenabled=1\ngpgcheck=1\ngpgkey={mirror.rstrip('/')}/D42D0685.pub\n"
+            cmds.append(Upload("/etc/yum.repos.d/glm5cluster-cuda.repo", repo.encode(), 0o644, sudo=True))
+        else:
+            cmds.append(Shell.cmd("dnf", "config-manager", "--add-repo", f"{CUDA_BASE}/{distro}/cuda-rhel9.repo",
+                                  sudo=True, description="add the CUDA repository"))
+        return cmds
+    base = (mirror or f"{CUDA_BASE}/{distro}").rstrip("/")
+    if any(base in ln for ln in st.apt_sources) and st.has("cuda-keyring"):
+        return []
+    cmds = []
+    contrib = gs.debian_contrib_command(st)
+    if contrib is not None:
+        cmds.append(contrib)
+    script = (
+        "set -e; t=$(mktemp -d); "
+        f"curl -fsSL {shlex.quote(base + '/' + KEYRING_DEB)} -o \"$t/k.deb\"; dpkg -i \"$t/k.deb\"; rm -rf \"$t\""
+    )
+    cmds.append(Shell.sh(script, sudo=True, timeout=300, description=f"install cuda-keyring from {base}"))
+    if mirror:  # the keyring package writes the official URL; point the list at the mirror
+        line = f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {base}/ /"
+        cmds.append(Shell.sh(f"printf '%s\\n' {shlex.quote(line)} > /etc/apt/sources.list.d/cuda-{distro.split('/')[0] if distro else 'mirror'}-{st.arch}.list",
+                             sudo=True, description="point the CUDA repository at the mirror"))
+    cmds.append(gs.apt_update())
+    return cmds
+
+
+class NvidiaDriver(Task[StackParams]):
+    """CUDA repository, running-kernel headers and the driver branch with open modules, held."""
+
+    name = "gpu.nvidia_driver"
+    Params = StackParams
+
+    def facts(self, params: StackParams, ctx: HostContext) -> Mapping[str, StackFact]:
+        return {"stack": StackFact()}
+
+    def plan(self, params: StackParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
+        if gs.vendor_of(ctx) != "nvidia":
+            return Skip("not an NVIDIA host")
+        st: StackState = facts["stack"]
+        br = branch(params, ctx)
+        open_modules = use_open(ctx)
+        if gs.is_blackwell(ctx.node.gpu_kind) and not open_modules:
+            return Fail(f"{ctx.node.gpu_kind.value} needs the open kernel modules",
+                        "drop stack.nvidia.open_kernel_modules: false (Blackwell runs only open modules)")
+        if st.family == "unknown" or cuda_distro(st) is None:
+            return Fail(f"unsupported OS {st.os_id} {st.os_version} for the NVIDIA stack",
+                        "supported: Ubuntu 22.04/24.04, Debian 12, RHEL/Rocky/Alma 9")
+        batches = driver_packages(st, br, open_modules)
+        wanted = [p for b in batches for p in b]
+        have = installed_driver_version(st, br)
+        missing = [p for p in wanted if not st.has(p)]
+        if st.family == "rhel" and have is None:
+            missing = wanted
+        heads = gs.headers_missing(st)
+        if not missing and not heads:
+            holds = gs.hold(st, wanted)
+            if not holds:
+                return NoOp(f"driver {have or br} ({'open' if open_modules else 'proprietary'} modules) installed and held")
+            return Change(holds, f"hold driver packages {' '.join(wanted)}")
+        if not gs.stack_of(ctx).manage:
+            return Fail(f"driver branch {br} is not installed ({', '.join(missing + heads)} missing)",
+                        "stack.manage is false: install the driver yourself or set it to true")
+        cmds: list[Command] = list(repo_commands(st, ctx))
+        stale = [p for p in st.held if p.startswith(("nvidia-", "libnvidia-", "cuda-drivers")) and p not in wanted]
+        cmds += gs.unhold(st, stale)
+        if heads:
+            cmds.append(gs.install(st, heads, f"headers for kernel {st.kernel}"))
+        if st.family == "rhel":
+            stream = f"{br}-open" if open_modules else f"{br}-dkms"
+            cmds.append(Shell.cmd("dnf", "module", "reset", "-y", "nvidia-driver", sudo=True))
+            cmds.append(Shell.cmd("dnf", "module", "enable", "-y", f"nvidia-driver:{stream}", sudo=True,
+                                  description=f"enable module stream nvidia-driver:{stream}"))
+        for batch in batches:
+            cmds.append(gs.install(st, batch, f"install {' '.join(batch)}"))
+        cmds += gs.hold(st, wanted)
+        flavor = "open" if open_modules else "proprietary"
+        return Change(cmds, f"install NVIDIA driver branch {br} ({flavor} modules): {' '.join(wanted)}")
+
+
+class NvidiaPersistence(Task[StackParams]):
+    """nvidia-persistenced enabled and running with ``--persistence-mode`` (gpu-stack.md 1.6)."""
+
+    name = "gpu.nvidia_persistence"
+    Params = StackParams
+
+    def facts(self, params: StackParams, ctx: HostContext) -> Mapping[str, StackFact]:
+        return {"stack": StackFact()}
+
+    def plan(self, params: StackParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
+        if gs.vendor_of(ctx) != "nvidia":
+            return Skip("not an NVIDIA host")
+        st: StackState = facts["stack"]
+        unit = "nvidia-persistenced"
+        gpus_on = bool(st.gpus) and all(g.persistence for g in st.gpus)
+        if st.active(unit) and st.enabled(unit) and (gpus_on or not st.smi_ok):
+            return NoOp("nvidia-persistenced active and enabled" + (", persistence Enabled on every GPU" if gpus_on else ""))
+        cmds: list[Command] = [
+            Upload(PERSISTENCED_DROPIN, PERSISTENCED_UNIT.encode(), 0o644, sudo=True),
+            Shell.cmd("systemctl", "daemon-reload", sudo=True),
+            Shell.cmd("systemctl", "enable", unit, sudo=True),
+            Shell.cmd("systemctl", "restart", unit, sudo=True, description="(re)start nvidia-persistenced"),
+        ]
+        return Change(cmds, "enable nvidia-persistenced with persistence mode")
+
+
+def fabric_manager_packages(st: StackState, br: str, version: str) -> list[str]:
+    if st.family == "rhel":
+        return [f"nvidia-fabricmanager-{version}"]
+    if int(br) >= 580:
+        return [f"nvidia-fabricmanager={version}-1", f"libnvidia-nscq={version}-1"]
+    return [f"nvidia-fabricmanager-{br}={version}-1", f"libnvidia-nscq-{br}={version}-1"]
+
+
+class FabricManager(Task[StackParams]):
+    """Fabric manager at exactly the driver version, held, enabled and running; NVLSM on Blackwell."""
+
+    name = "gpu.fabric_manager"
+    Params = StackParams
+
+    def facts(self, params: StackParams, ctx: HostContext) -> Mapping[str, StackFact]:
+        return {"stack": StackFact()}
+
+    def plan(self, params: StackParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
+        if gs.vendor_of(ctx) != "nvidia":
+            return Skip("not an NVIDIA host")
+        st: StackState = facts["stack"]
+        if not gs.has_nvswitch(ctx, st):
+            return Skip("no NVSwitch on this board: fabric manager not needed")
+        br = branch(params, ctx)
+        drv = installed_driver_version(st, br)
+        if drv is None:
+            return Fail(f"fabric manager needs the driver first (branch {br} not installed)",
+                        "run gpu.nvidia_driver before gpu.fabric_manager")
+        fm_name = "nvidia-fabricmanager" if int(br) >= 580 or st.family == "rhel" else f"nvidia-fabricmanager-{br}"
+        fm_ver = st.packages.get(fm_name)
+        cmds: list[Command] = []
+        pinned = [fm_name] + (["libnvidia-nscq" if int(br) >= 580 else f"libnvidia-nscq-{br}"] if st.family == "debian" else [])
+        if fm_ver is None or gs.upstream(fm_ver) != drv:
+            if not gs.stack_of(ctx).manage:
+                return Fail(f"fabric manager {fm_ver or 'missing'} != driver {drv}",
+                            "stack.manage is false: install nvidia-fabricmanager at the driver version")
+            cmds += gs.unhold(st, pinned)
+            cmds.append(gs.install(st, fabric_manager_packages(st, br, drv), f"install fabric manager {drv}"))
+            cmds += gs.hold(replace(st, held=frozenset()), pinned)
+        elif any(p not in st.held for p in pinned):
+            cmds += gs.hold(st, pinned)
+        if gs.is_blackwell(ctx.node.gpu_kind):
+            nv = [p for p in ("nvlsm", "infiniband-diags") if not st.has(p)]
+            if nv:
+                cmds.append(gs.install(st, nv, "install NVLink subnet manager"))
+                cmds.append(Upload("/etc/modules-load.d/glm5cluster-nvlsm.conf", b"mlx5_core\nib_umad\n", 0o644, sudo=True))
+                cmds.append(Shell.cmd("modprobe", "-a", "mlx5_core", "ib_umad", sudo=True))
+        unit = "nvidia-fabricmanager"
+        if cmds or not st.active(unit) or not st.enabled(unit):
+            cmds.append(Shell.cmd("systemctl", "enable", unit, sudo=True))
+            cmds.append(Shell.cmd("systemctl", "restart" if cmds[:-1] else "start", unit, sudo=True,
+                                  description="start nvidia-fabricmanager"))
+            return Change(cmds, f"fabric manager {drv} (= driver), held, enabled and started")
+        return NoOp(f"fabric manager {drv} = driver, active and enabled")

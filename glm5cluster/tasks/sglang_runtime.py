@@ -1,0 +1,212 @@
+"""The SGLang runtime the inventory pins: a docker image (pulled, mirrored or loaded from an
+archive) or a Python venv with ``sglang==<version>``; and the parser-check snippet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from glm5cluster.commands import Command, CommandResult, Shell, Upload
+from glm5cluster.facts.base import Fact
+from glm5cluster.model.inventory import Runtime
+from glm5cluster.tasks.base import Change, HostContext, NoOp, Outcome, Params, Skip, Task
+from glm5cluster.tasks.weights import pip_index_args
+
+ARCHIVE_DEST = "/var/tmp/glm5cluster-sglang-image.tar"
+
+# Runs with the installed SGLang's python: reads the argv as JSON on stdin, parses it with the
+# installed ServerArgs parser, prints one JSON line (version, unknown flags, parser error).
+FLAGCHECK_SNIPPET = r"""
+import argparse, contextlib, io, json, sys
+argv = json.load(sys.stdin)
+out = {"version": "?", "unknown": [], "error": ""}
+try:
+    import importlib.metadata as md
+    out["version"] = md.version("sglang")
+except Exception:
+    pass
+from sglang.srt.server_args import ServerArgs
+if out["version"] == "?":
+    import sglang
+    out["version"] = str(getattr(sglang, "__version__", "?"))
+p = argparse.ArgumentParser(prog="sglang.launch_server", allow_abbrev=False)
+ServerArgs.add_cli_args(p)
+known = {o for a in p._actions for o in a.option_strings}
+out["unknown"] = [a.split("=", 1)[0] for a in argv if a.startswith("--") and a.split("=", 1)[0] not in known]
+err = io.StringIO()
+try:
+    with contextlib.redirect_stderr(err):
+        p.parse_args(argv)
+except SystemExit as e:
+    if e.code:
+        out["error"] = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "parse failed"
+print(json.dumps(out))
+"""
+
+
+def default_image(inventory: Any) -> str:
+    return inventory.serving.image or f"lmsysorg/sglang:v{inventory.serving.sglang_version}"
+
+
+def pull_ref(image: str, mirror: str | None) -> str:
+    return f"{mirror.rstrip('/')}/{image}" if mirror else image
+
+
+@dataclass(frozen=True)
+class ImageState:
+    present: bool
+    image_id: str | None
+    digests: tuple[str, ...]
+
+
+class ImageFact(Fact[ImageState]):
+    name = "docker_image"
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+
+    def command(self) -> Shell:
+        return Shell.cmd("docker", "image", "inspect", "--format", "{{.Id}} {{json .RepoDigests}}", self.image,
+                         sudo=True, description=f"inspect image {self.image}")
+
+    def parse(self, result: CommandResult) -> ImageState:
+        if not result.ok or not result.stdout.strip():
+            return ImageState(False, None, ())
+        ident, _, rest = result.stdout.strip().partition(" ")
+        try:
+            digests = tuple(json.loads(rest) or ())
+        except ValueError:
+            digests = ()
+        return ImageState(True, ident, digests)
+
+
+def archive_image_id(path: str) -> str | None:
+    """The image ID (config digest) inside a ``docker save`` archive, read on the controller."""
+    with tarfile.open(path) as tar:
+        member = tar.extractfile("manifest.json")
+        if member is None:
+            return None
+        manifest = json.load(member)
+    config = manifest[0]["Config"]  # "blobs/sha256/<hex>" (OCI layout) or "<hex>.json"
+    hexpart = config.rsplit("/", 1)[-1].removesuffix(".json")
+    return f"sha256:{hexpart}"
+
+
+class RuntimeParams(Params):
+    pass
+
+
+class SglangImage(Task[RuntimeParams]):
+    """docker runtime: the image present with the same digest (pull, mirror pull + tag, or load)."""
+
+    name = "sglang.image"
+    Params = RuntimeParams
+
+    def facts(self, params: RuntimeParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
+        return {"image": ImageFact(default_image(ctx.inventory))}
+
+    def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
+        inv = ctx.inventory
+        if inv.serving.runtime != Runtime.DOCKER:
+            return Skip("serving.runtime is venv")
+        image = default_image(inv)
+        st: ImageState = facts["image"]
+        archive = inv.serving.image_archive
+        if archive:
+            want = archive_image_id(archive)
+            if st.present and st.image_id == want:
+                return NoOp(f"{image} present, same image ID as {archive} ({(want or '')[:19]})")
+            data = open(archive, "rb").read()  # noqa: SIM115 - the archive travels as one upload
+            return Change([
+                Upload(ARCHIVE_DEST, data, 0o600, sudo=True, description=f"copy {archive} ({len(data) >> 20} MiB)"),
+                Shell.cmd("docker", "load", "-i", ARCHIVE_DEST, sudo=True, timeout=3600, description=f"docker load {image}"),
+                Shell.cmd("rm", "-f", ARCHIVE_DEST, sudo=True),
+            ], f"load {image} from {archive} (sha256 {hashlib.sha256(data).hexdigest()[:12]})")
+        pinned = image.split("@", 1)[1] if "@" in image else None
+        if st.present and (pinned is None or any(d.endswith(pinned) for d in st.digests)):
+            return NoOp(f"{image} present ({', '.join(st.digests) or st.image_id})")
+        ref = pull_ref(image, inv.stack.registry_mirror)
+        cmds: list[Command] = [Shell.cmd("docker", "pull", ref, sudo=True, timeout=3600, description=f"docker pull {ref}")]
+        if ref != image:
+            cmds.append(Shell.cmd("docker", "tag", ref, image, sudo=True, description=f"tag {ref} as {image}"))
+        return Change(cmds, f"pull {image}" + (f" from mirror {inv.stack.registry_mirror}" if ref != image else ""))
+
+
+@dataclass(frozen=True)
+class VenvState:
+    python: bool
+    sglang: str | None
+
+
+class VenvFact(Fact[VenvState]):
+    name = "sglang_venv"
+
+    def __init__(self, venv: str) -> None:
+        self.venv = venv
+
+    def command(self) -> Shell:
+        py = shlex.quote(f"{self.venv}/bin/python")
+        return Shell.sh(f"test -x {py} || exit 3; {py} -c 'import importlib.metadata as m; print(m.version(\"sglang\"))'",
+                        description=f"sglang version in {self.venv}")
+
+    def parse(self, result: CommandResult) -> VenvState:
+        if result.exit_code == 3:
+            return VenvState(False, None)
+        return VenvState(True, result.stdout.strip().splitlines()[-1] if result.ok and result.stdout.strip() else None)
+
+
+class SglangVenv(Task[RuntimeParams]):
+    """venv runtime: ``python3 -m venv`` + ``pip install sglang==<version>`` (PyPI or the index)."""
+
+    name = "sglang.venv"
+    Params = RuntimeParams
+
+    def facts(self, params: RuntimeParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
+        return {"venv": VenvFact(ctx.inventory.serving.venv_path)}
+
+    def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
+        serving = ctx.inventory.serving
+        if serving.runtime != Runtime.VENV:
+            return Skip("serving.runtime is docker")
+        st: VenvState = facts["venv"]
+        if st.sglang == serving.sglang_version:
+            return NoOp(f"sglang {st.sglang} installed in {serving.venv_path}")
+        cmds: list[Command] = []
+        if not st.python:
+            cmds.append(Shell.cmd("python3", "-m", "venv", serving.venv_path, sudo=True, description=f"create {serving.venv_path}"))
+        cmds.append(Shell.cmd(f"{serving.venv_path}/bin/pip", "install", "--disable-pip-version-check", "-q",
+                              *pip_index_args(serving.package_index), f"sglang=={serving.sglang_version}",
+                              sudo=True, timeout=3600, description=f"pip install sglang=={serving.sglang_version}"))
+        was = f" (was {st.sglang})" if st.sglang else ""
+        return Change(cmds, f"install sglang {serving.sglang_version} into {serving.venv_path}{was}")
+
+
+def flagcheck_command(inventory: Any, argv: list[str]) -> Shell:
+    """The command that parses ``argv`` with the installed SGLang (argv travels on stdin)."""
+    serving = inventory.serving
+    if serving.runtime == Runtime.DOCKER:
+        run = ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python3",
+               default_image(inventory), "-c", FLAGCHECK_SNIPPET]
+        return Shell.cmd(*run, sudo=True, stdin=json.dumps(argv), timeout=600, description="check launch flags (image parser)")
+    return Shell.cmd(f"{serving.venv_path}/bin/python", "-c", FLAGCHECK_SNIPPET, stdin=json.dumps(argv),
+                     timeout=600, description="check launch flags (installed parser)")
+
+
+def flagcheck_verdict(result: CommandResult, host: str) -> tuple[bool, str, str]:
+    """(ok, message, version) from the snippet's output."""
+    try:
+        doc = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return False, f"could not run the installed SGLang parser on {host}: {result.tail(5)}", "?"
+    ver = str(doc.get("version", "?"))
+    if doc.get("unknown"):
+        flags = ", ".join(doc["unknown"])
+        return False, f"SGLang {ver} installed on {host} does not know {flags}", ver
+    if doc.get("error"):
+        return False, f"SGLang {ver} on {host} refuses the launch arguments: {doc['error']}", ver
+    return True, f"every launch flag accepted by SGLang {ver}", ver

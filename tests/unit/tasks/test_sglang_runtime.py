@@ -1,0 +1,104 @@
+"""SGLang runtime tasks (docker image, venv) and the installed-parser flag check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from glm5cluster.commands import CommandResult, Shell
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.tasks.base import Change, NoOp, Skip
+from glm5cluster.tasks.sglang_runtime import (
+    FLAGCHECK_SNIPPET,
+    ImageFact,
+    RuntimeParams,
+    SglangImage,
+    SglangVenv,
+    VenvFact,
+    flagcheck_command,
+    flagcheck_verdict,
+)
+
+SIM = Path(__file__).resolve().parents[3] / "glm5cluster" / "lab" / "sim" / "sglang_sim"
+
+
+def inv(**serving: Any) -> Inventory:
+    return Inventory.model_validate({
+        "cluster": {"name": "c", "gpu": {"kind": "H200", "count": 8}},
+        "hosts": [{"name": "n1", "address": "10.0.0.1"}],
+        "model": {"repo": "zai-org/GLM-5-FP8", "weights_dir": "/models/glm5"},
+        "serving": serving,
+        "stack": {"registry_mirror": "mirror.lab:5000"} if serving.pop("_mirror", False) else {},
+    })
+
+
+@dataclass
+class Ctx:
+    inventory: Inventory
+    node: Any = None
+
+
+def res(out: str, code: int = 0) -> CommandResult:
+    return CommandResult("x", code, out, "")
+
+
+def test_image_pull_via_mirror_and_tag() -> None:
+    i = inv(runtime="docker", _mirror=True)
+    st = ImageFact("lmsysorg/sglang:v0.5.23").parse(res("", 1))
+    out = SglangImage().plan(RuntimeParams(), Ctx(i), {"image": st})
+    assert isinstance(out, Change)
+    cmds = [c.command_line() for c in out.commands if isinstance(c, Shell)]
+    assert cmds == ["docker pull mirror.lab:5000/lmsysorg/sglang:v0.5.23",
+                    "docker tag mirror.lab:5000/lmsysorg/sglang:v0.5.23 lmsysorg/sglang:v0.5.23"]
+
+
+def test_image_present_is_noop_and_venv_runtime_skips() -> None:
+    st = ImageFact("x").parse(res('sha256:abc ["lmsysorg/sglang@sha256:def"]'))
+    assert isinstance(SglangImage().plan(RuntimeParams(), Ctx(inv(runtime="docker")), {"image": st}), NoOp)
+    assert isinstance(SglangImage().plan(RuntimeParams(), Ctx(inv(runtime="venv")), {"image": st}), Skip)
+
+
+def test_image_pinned_digest_must_match() -> None:
+    i = inv(runtime="docker", image="lmsysorg/sglang@sha256:" + "1" * 64)
+    st = ImageFact("x").parse(res('sha256:abc ["lmsysorg/sglang@sha256:' + "2" * 64 + '"]'))
+    assert isinstance(SglangImage().plan(RuntimeParams(), Ctx(i), {"image": st}), Change)
+
+
+def test_venv_install_from_index_and_noop_when_same_version() -> None:
+    i = inv(runtime="venv", package_index="http://mirror.lab:8081/simple")
+    fact = VenvFact("/opt/glm5cluster/venv")
+    out = SglangVenv().plan(RuntimeParams(), Ctx(i), {"venv": fact.parse(res("", 3))})
+    assert isinstance(out, Change)
+    text = "\n".join(c.command_line() for c in out.commands if isinstance(c, Shell))
+    assert "python3 -m venv /opt/glm5cluster/venv" in text
+    assert "--index-url http://mirror.lab:8081/simple --trusted-host mirror.lab sglang==0.5.23" in text
+    assert isinstance(SglangVenv().plan(RuntimeParams(), Ctx(i), {"venv": fact.parse(res("0.5.23\n"))}), NoOp)
+    upgrade = SglangVenv().plan(RuntimeParams(), Ctx(i), {"venv": fact.parse(res("0.5.10\n"))})
+    assert isinstance(upgrade, Change) and "was 0.5.10" in upgrade.summary
+
+
+def test_flagcheck_argv_travels_on_stdin_not_argv() -> None:
+    cmd = flagcheck_command(inv(runtime="venv"), ["--model-path", "/m", "--nsa-decode-backend", "x"])
+    assert "--nsa-decode-backend" not in cmd.command_line() and "--nsa-decode-backend" in str(cmd.stdin)
+    d = flagcheck_command(inv(runtime="docker"), ["--tp-size", "8"])
+    assert d.argv[:3] == ("docker", "run", "--rm") and "lmsysorg/sglang:v0.5.23" in d.argv
+
+
+def run_snippet(argv: list[str]) -> CommandResult:
+    import json
+
+    env = {**os.environ, "PYTHONPATH": str(SIM)}
+    p = subprocess.run([sys.executable, "-c", FLAGCHECK_SNIPPET], input=json.dumps(argv), env=env,
+                       capture_output=True, text=True, check=False)
+    return CommandResult("snippet", p.returncode, p.stdout, p.stderr)
+
+
+def test_snippet_against_the_simulated_parser_names_flag_and_version() -> None:
+    ok, msg, ver = flagcheck_verdict(run_snippet(["--model-path", "/m", "--tp-size", "8"]), "head")
+    assert ok, msg
+    ok, msg, ver = flagcheck_verdict(run_snippet(["--model-path", "/m", "--nsa-decode-backend", "trtllm"]), "head")
+    assert not ok and "--nsa-decode-backend" in msg and ver in msg and ver != "?"

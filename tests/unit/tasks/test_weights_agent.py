@@ -1,0 +1,219 @@
+"""The weights agent (runs on nodes) against a fake hub on 127.0.0.1: list, check, fetch with
+resume after a kill, repair of one corrupted file, peer pull with rsync, stamp, the ssh gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from weights_fakehub import COMMIT, FakeHub, make_repo
+
+from glm5cluster.tasks.weights import AGENT_SOURCE
+
+REPO = "zai-org/GLM-5-FP8"
+TOKEN = "hf_secret_token_for_tests_123"
+
+
+def agent(cmd: str, payload: dict | None = None, arg: str | None = None, token: str | None = TOKEN,
+          wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    if token:
+        env["HF_TOKEN"] = token
+    argv = [sys.executable, str(AGENT_SOURCE), cmd] + ([arg] if arg else [])
+    if not wait:
+        return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(argv, input=json.dumps(payload or {}), env=env, capture_output=True, text=True, check=False)
+
+
+def out(r: object) -> dict:
+    assert isinstance(r, subprocess.CompletedProcess)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture()
+def hub() -> Iterator[FakeHub]:
+    h = FakeHub(make_repo(6, 300_000), token=TOKEN)
+    yield h
+    h.close()
+
+
+def listing(hub: FakeHub) -> dict:
+    return out(agent("list", {"repo": REPO, "revision": "main", "endpoint": hub.url}))
+
+
+def fetch(tmp: Path, hub: FakeHub, files: list[dict], **kw: object) -> subprocess.CompletedProcess[str]:
+    req = {"dir": str(tmp), "repo": REPO, "commit": COMMIT, "endpoint": hub.url, "files": files,
+           "stall_timeout": 5, "retries": 3, "workers": 3, **kw}
+    (tmp.parent / "req.json").write_text(json.dumps(req))
+    r = agent("fetch", arg=str(tmp.parent / "req.json"))
+    assert isinstance(r, subprocess.CompletedProcess)
+    return r
+
+
+def check(d: Path, files: list[dict], full: bool = False, mark: bool = True) -> dict:
+    return out(agent("check", {"dir": str(d), "repo": REPO, "commit": COMMIT, "files": files, "full": full, "mark": mark}))
+
+
+def test_list_resolves_commit_and_lfs_sha(hub: FakeHub) -> None:
+    doc = listing(hub)
+    assert doc["commit"] == COMMIT
+    shards = [f for f in doc["files"] if f["path"].endswith(".safetensors")]
+    assert len(shards) == 6 and all(len(f["sha256"]) == 64 and f["size"] == 300_000 for f in shards)
+    assert f"Bearer {TOKEN}" in hub.seen_auth
+
+
+def test_fetch_verify_stamp_then_rerun_is_instant(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    d = tmp_path / "w"
+    st = check(d, files)
+    assert st["need"] == sum(f["size"] for f in files) and st["free"] > 0
+    r = fetch(d, hub, files)
+    assert r.returncode == 0, r.stderr
+    for f in files:
+        assert (d / f["path"]).read_bytes() == hub.files[f["path"]]
+    out(agent("stamp", {"dir": str(d), "repo": REPO, "commit": COMMIT, "files": files}))
+    manifest = json.loads((d / ".glm5cluster-manifest.json").read_text())
+    assert manifest["commit"] == COMMIT and len(manifest["files"]) == len(files)
+    again = check(d, files)
+    assert again["hashed"] == 0 and set(again["status"].values()) == {"ok"} and again["need"] == 0
+    # progress file for the controller's bars
+    prog = json.loads((d / ".glm5cluster/progress.json").read_text())
+    assert prog["phase"] == "done" and prog["done"] == prog["total"]
+
+
+def test_corrupted_shard_found_and_only_it_refetched(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    d = tmp_path / "w"
+    assert fetch(d, hub, files).returncode == 0
+    out(agent("stamp", {"dir": str(d), "repo": REPO, "commit": COMMIT, "files": files}))
+    victim = d / "model-00003-of-00006.safetensors"
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0xFF
+    victim.write_bytes(bytes(data))  # same size, new mtime
+    st = check(d, files)
+    bad = [p for p, s in st["status"].items() if s != "ok"]
+    assert bad == ["model-00003-of-00006.safetensors"] and st["hashed"] == 1
+    before = {f["path"]: (d / f["path"]).stat().st_mtime_ns for f in files}
+    assert fetch(d, hub, [f for f in files if f["path"] in bad]).returncode == 0
+    after = {f["path"]: (d / f["path"]).stat().st_mtime_ns for f in files}
+    assert [p for p in before if before[p] != after[p]] == bad
+    assert victim.read_bytes() == hub.files[victim.name]
+
+
+def test_full_verify_finds_corruption_with_kept_mtime(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    d = tmp_path / "w"
+    assert fetch(d, hub, files).returncode == 0
+    out(agent("stamp", {"dir": str(d), "repo": REPO, "commit": COMMIT, "files": files}))
+    victim = d / "model-00001-of-00006.safetensors"
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[5] ^= 1
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert set(check(d, files)["status"].values()) == {"ok"}  # the stamp trusts size+mtime
+    assert check(d, files, full=True)["status"][victim.name] == "digest"
+
+
+def test_killed_download_resumes(tmp_path: Path) -> None:
+    hub = FakeHub(make_repo(2, 2_000_000), rate=2_000_000, token=TOKEN)
+    try:
+        files = listing(hub)["files"]
+        d = tmp_path / "w"
+        req = {"dir": str(d), "repo": REPO, "commit": COMMIT, "endpoint": hub.url, "files": files,
+               "stall_timeout": 5, "retries": 3, "workers": 2}
+        (tmp_path / "req.json").write_text(json.dumps(req))
+        p = agent("fetch", arg=str(tmp_path / "req.json"), wait=False)
+        assert isinstance(p, subprocess.Popen)
+        part_dir = d / ".glm5cluster/partial"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            parts = list(part_dir.glob("*.part")) if part_dir.exists() else []
+            if sum(x.stat().st_size for x in parts) > 1_000_000:
+                break
+            time.sleep(0.05)
+        p.kill()
+        p.wait()
+        partial = sum(x.stat().st_size for x in part_dir.glob("*.part"))
+        assert partial > 0
+        st = check(d, files)
+        todo = sum(f["size"] for f in files if st["status"][f["path"]] != "ok")
+        assert st["partial"] == partial and st["need"] == todo - partial
+        hub.rate = None
+        served_before = len(hub.seen_auth)
+        r = subprocess.run([sys.executable, str(AGENT_SOURCE), "fetch", str(tmp_path / "req.json")],
+                           env={**os.environ, "HF_TOKEN": TOKEN}, capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        assert len(hub.seen_auth) > served_before
+        for f in files:
+            assert (d / f["path"]).read_bytes() == hub.files[f["path"]]
+    finally:
+        hub.close()
+
+
+def test_dropped_connection_is_retried_with_range(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    hub.fail_after = 100_000
+    r = fetch(tmp_path / "w", hub, [f for f in files if f["path"].endswith("00001-of-00006.safetensors")], workers=1)
+    assert r.returncode == 0, r.stderr
+    assert "retry 1" in r.stderr
+
+
+def test_wrong_token_fails_without_printing_it(tmp_path: Path, hub: FakeHub) -> None:
+    r = agent("list", {"repo": REPO, "revision": "main", "endpoint": hub.url}, token="hf_wrong_value_xyz")
+    assert isinstance(r, subprocess.CompletedProcess)
+    assert r.returncode != 0
+    assert "hf_wrong_value_xyz" not in r.stdout + r.stderr
+
+
+def test_peer_pull_pipelined_from_a_source_dir(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    assert fetch(src, hub, files).returncode == 0
+    check(src, files)  # writes ready markers and state=done
+    req = {"dir": str(dst), "files": files, "source": str(src), "source_name": "seed",
+           "stall_timeout": 10, "retries": 2, "workers": 3, "source_wait": 20}
+    (tmp_path / "pull.json").write_text(json.dumps(req))
+    r = agent("pull", arg=str(tmp_path / "pull.json"))
+    assert isinstance(r, subprocess.CompletedProcess) and r.returncode == 0, r.stderr
+    for f in files:
+        assert (dst / f["path"]).read_bytes() == hub.files[f["path"]]
+    assert (dst / ".glm5cluster/ready/.state").read_text() == "done"
+
+
+def test_pull_stops_when_the_source_failed(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / ".glm5cluster/ready").mkdir(parents=True)
+    (src / ".glm5cluster/ready/.state").write_text("failed: hub unreachable")
+    req = {"dir": str(dst), "files": files, "source": str(src), "source_name": "seed", "workers": 2, "source_wait": 20}
+    (tmp_path / "pull.json").write_text(json.dumps(req))
+    r = agent("pull", arg=str(tmp_path / "pull.json"))
+    assert isinstance(r, subprocess.CompletedProcess) and r.returncode == 1
+    assert "source seed failed: hub unreachable" in r.stderr
+
+
+@pytest.mark.parametrize("command,ok", [
+    ("rsync --server --sender -logDtpre.iLsfxCIvu . model-00001.safetensors", True),
+    ("rsync --server --sender -r . .glm5cluster/ready/", True),
+    ("rsync --server -logDtpre.iLsfxCIvu . x", False),  # receiving (writes) refused
+    ("rsync --server --sender -r . /etc/shadow", False),
+    ("rsync --server --sender -r . ../../etc", False),
+    ("rsync --server --sender --remove-source-files . x", False),
+    ("sh -c id", False),
+])
+def test_gate_allows_only_rsync_sender_inside_the_dir(tmp_path: Path, command: str, ok: bool) -> None:
+    env = {**os.environ, "SSH_ORIGINAL_COMMAND": command, "PATH": str(tmp_path) + ":" + os.environ["PATH"]}
+    fake = tmp_path / "rsync"
+    fake.write_text("#!/bin/sh\necho RAN \"$PWD\" \"$@\"\n")
+    fake.chmod(0o755)
+    r = subprocess.run([sys.executable, str(AGENT_SOURCE), "gate", str(tmp_path)], env=env,
+                       capture_output=True, text=True, check=False)
+    assert (r.returncode == 0 and r.stdout.startswith(f"RAN {tmp_path}")) is ok, r.stdout + r.stderr

@@ -1,0 +1,79 @@
+"""Pure pieces of weights staging: token, disk check, source tree, progress text, tools task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from glm5cluster.commands import Shell, Upload
+from glm5cluster.facts.weights import parse_tools
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.tasks.base import Change, NoOp
+from glm5cluster.tasks.weights import (
+    NodeNeeds,
+    ToolsParams,
+    WeightsTools,
+    agent_sha256,
+    disk_problem,
+    fanout_parents,
+    hub_token,
+    progress_text,
+    source_order,
+    token_prelude,
+)
+
+
+def inv(source: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None) -> Inventory:
+    return Inventory.model_validate({
+        "cluster": {"name": "c", "gpu": {"kind": "H200", "count": 8}},
+        "hosts": [{"name": "n1", "address": "10.0.0.1"}],
+        "model": {"repo": "zai-org/GLM-5-FP8", "weights_dir": "/models/glm5", **({"source": source} if source else {})},
+        "serving": {"package_index": "http://mirror.lab:8081/simple", "secrets": secrets or {}},
+    })
+
+
+def test_token_comes_from_the_named_variable_and_is_masked() -> None:
+    t = hub_token(inv({"kind": "hub", "token_env": "MY_HF"}), {"MY_HF": "hf_abc"})
+    assert t is not None and t.value == "hf_abc" and "hf_abc" not in repr(t) + str(t)
+    assert hub_token(inv(secrets={"hf_token_env": "HF_TOKEN"}), {"HF_TOKEN": "hf_x"}) is not None
+    assert hub_token(inv(), {"HF_TOKEN": "hf_x"}) is None  # the inventory names no variable
+    assert "read -r HF_TOKEN" in token_prelude() and "$HF_TOKEN" in token_prelude()
+
+
+def test_disk_problem_names_node_need_and_free() -> None:
+    msg = disk_problem("n3", 10 << 30, 5 << 30, "/models/glm5")
+    assert msg is not None and "n3" in msg and "need 10.3 GiB" in msg and "free 5.0 GiB" in msg
+    assert disk_problem("n3", 1 << 30, 100 << 30, "/m") is None
+    assert disk_problem("n3", 0, 0, "/m") is None
+
+
+def test_tree_and_source_order() -> None:
+    assert fanout_parents(["a", "b", "c", "d"]) == {"b": "a", "c": "a", "d": "b"}
+    assert fanout_parents(["a", "b", "c"], fanout=1) == {"b": "a", "c": "b"}
+    order, hub = source_order([NodeNeeds("a", ("x",)), NodeNeeds("b", ("x",))], "a")
+    assert order == ["a", "b"] and hub
+    order, hub = source_order([NodeNeeds("a", ()), NodeNeeds("b", ()), NodeNeeds("c", ("x",))], "a")
+    assert order == ["a", "c"] and not hub  # repair from a peer holding a verified copy
+
+
+def test_progress_text() -> None:
+    t = progress_text({"phase": "fetch", "done": 1 << 30, "total": 4 << 30, "rate": 50 << 20, "eta": 61, "files_done": 2, "files": 8})
+    assert "1.0 GiB/4.0 GiB (25%)" in t and "50.0 MiB/s" in t and "ETA 1m01s" in t and "files 2/8" in t
+
+
+@dataclass
+class Ctx:
+    inventory: Inventory
+    node: Any = None
+
+
+def test_tools_task_installs_venv_hub_agent_and_rsync() -> None:
+    st = parse_tools("hub=\nagent=\nrsync=\nvenv=\nfamily=debian\n")
+    out = WeightsTools().plan(ToolsParams(), Ctx(inv()), {"tools": st})
+    assert isinstance(out, Change)
+    text = "\n".join(c.command_line() for c in out.commands if isinstance(c, Shell))
+    assert "rsync python3-venv" in text and "python3 -m venv /opt/glm5cluster/tools" in text
+    assert "--index-url http://mirror.lab:8081/simple" in text
+    assert any(isinstance(c, Upload) and c.dest.endswith("glm5-weights-agent.py") for c in out.commands)
+    done = parse_tools(f"hub=1.0.0\nagent={agent_sha256()}\nrsync=/usr/bin/rsync\nvenv=1\nfamily=debian\n")
+    assert isinstance(WeightsTools().plan(ToolsParams(), Ctx(inv()), {"tools": done}), NoOp)

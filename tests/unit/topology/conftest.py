@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.model.nodes import resolve_nodes
+from glm5cluster.topology import Topology, plan_topology
+
+
+def make_inventory(kind: str = "H200", repo: str = "zai-org/GLM-5-FP8", hosts: int = 1, count: int = 8,
+                   **sections: Any) -> Inventory:
+    data: dict[str, Any] = {
+        "cluster": {"name": "t", "gpu": {"kind": kind, "count": count}, "interface": "eth1"},
+        "hosts": [{"name": f"n{i}", "address": f"10.0.0.{i + 1}", "cluster_address": f"192.168.0.{i + 1}"}
+                  for i in range(hosts)],
+        "model": {"repo": repo, "weights_dir": "/models/glm5"},
+    }
+    for key, value in sections.items():
+        data[key] = value
+    return Inventory.model_validate(data)
+
+
+def plan(inv: Inventory) -> Topology:
+    return plan_topology(inv, resolve_nodes(inv))
+
+
+@pytest.fixture
+def inv_factory():
+    return make_inventory
+
+
+@pytest.fixture
+def planner():
+    return plan
