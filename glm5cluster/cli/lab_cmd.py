@@ -27,14 +27,24 @@ def command() -> None:
               help="The last N hosts are reached as user glm5 with passwordless sudo.")
 @click.option("--host-override", "overrides", multiple=True, metavar="HOST:KEY=VALUE[,..]",
               help="e.g. node-2:gpus=4, node-3:driver=none, node-1:driver=550.90.12")
+@click.option("--mirror/--no-mirror", default=True, show_default=True,
+              help="Start the mirror host (apt repository, registry, package index, model hub).")
+@click.option("--hub-shards", type=click.IntRange(1, 512), default=8, show_default=True,
+              help="Safetensors shards in the simulated model repositories.")
+@click.option("--hub-shard-mb", type=click.FloatRange(0.01, 4096), default=4.0, show_default=True,
+              help="Size of each shard in MiB.")
+@click.option("--hub-rate-mbps", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Total bandwidth cap of the simulated hub link in Mbit/s (0: none).")
 @click.pass_context
 def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node: int, subnet: str,
-           sudo_user_hosts: int, overrides: tuple[str, ...]) -> None:
+           sudo_user_hosts: int, overrides: tuple[str, ...], mirror: bool, hub_shards: int,
+           hub_shard_mb: float, hub_rate_mbps: float) -> None:
     """Create (or reconcile) a lab and write its inventory."""
     console = Console(stderr=True, highlight=False, markup=False)
     settings = LabSettings(
         name=name, hosts=n_hosts, gpu=gpu.upper(), gpus_per_node=gpus_per_node, subnet=subnet,
         sudo_user_hosts=min(sudo_user_hosts, n_hosts), overrides=parse_overrides(list(overrides), n_hosts),
+        mirror=mirror, hub_shards=hub_shards, hub_shard_mb=hub_shard_mb, hub_rate_mbps=hub_rate_mbps,
     )
     client = ensure_engine(console)
     info = up(client, settings, console)

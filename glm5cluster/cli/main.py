@@ -7,6 +7,7 @@ exit codes 0 success, 1 some hosts failed, 2 bad input.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click

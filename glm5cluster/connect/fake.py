@@ -49,6 +49,15 @@ class FakeConnection:
         return CommandResult(cmd.display(), self.default.exit_code, self.default.stdout,
                              self.default.stderr)
 
+    def stream(self, cmd: Shell, on_line: Callable[[str], None], stop: threading.Event) -> int | None:
+        """Answers like ``run``, then feeds the answer's stdout line by line."""
+        result = self.run(cmd)
+        for line in result.stdout.splitlines():
+            if stop.is_set():
+                return None
+            on_line(line)
+        return result.exit_code
+
     def put(self, upload: Upload) -> CommandResult:
         with self._lock:
             self.uploads.append(upload)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 
 from glm5cluster.commands import CommandResult, Shell, Upload
 
@@ -33,6 +35,32 @@ class LocalConnection:
             return CommandResult(cmd.display(), 124, out, err, time.monotonic() - start)
         return CommandResult(cmd.display(), proc.returncode, proc.stdout.decode(errors="replace"),
                              proc.stderr.decode(errors="replace"), time.monotonic() - start)
+
+    def stream(self, cmd: Shell, on_line: Callable[[str], None], stop: threading.Event) -> int | None:
+        """As ``SshConnection.stream``: lines as they come until exit or ``stop`` (stdin closed)."""
+        proc = subprocess.Popen(  # noqa: S602 - the line is built with shlex quoting
+            cmd.full_command_line(use_sudo=self.needs_sudo), shell=True, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdin is not None and proc.stdout is not None
+        data = cmd.stdin_bytes()
+        if data:
+            proc.stdin.write(data)
+            proc.stdin.flush()
+
+        def watch() -> None:
+            while proc.poll() is None:
+                if stop.wait(0.1):
+                    proc.stdin.close()  # type: ignore[union-attr]
+                    if proc.poll() is None:
+                        time.sleep(0.5)
+                        proc.terminate()
+                    return
+
+        threading.Thread(target=watch, daemon=True, name=f"stream-{self.host}").start()
+        for raw in proc.stdout:
+            on_line(raw.decode(errors="replace").rstrip("\n"))
+        proc.wait()
+        return None if stop.is_set() else proc.returncode
 
     def put(self, upload: Upload) -> CommandResult:
         start = time.monotonic()

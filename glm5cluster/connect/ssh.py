@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paramiko
@@ -211,6 +212,46 @@ class SshConnection:
             return CommandResult(cmd.display(), 124, out, err + f"\ntimed out after {timeout}s",
                                  time.monotonic() - start)
         return CommandResult(cmd.display(), code, out, err, time.monotonic() - start)
+
+    def stream(self, cmd: Shell, on_line: Callable[[str], None], stop: threading.Event) -> int | None:
+        """Run ``cmd``, calling ``on_line`` with each line of its output (stdout and stderr merged)
+        as it arrives, until it exits (its exit code is returned) or ``stop`` is set: then the
+        channel is closed, so the remote command's standard input reaches EOF, and None is
+        returned. Standard input stays open while streaming (``cmd.stdin`` is sent first)."""
+        with self._lock:
+            chan = self._session()
+        buf = b""
+        code: int | None = None
+        try:
+            chan.set_combine_stderr(True)
+            chan.exec_command(cmd.full_command_line(use_sudo=self.needs_sudo))
+            data = cmd.stdin_bytes()
+            if data:
+                chan.sendall(data)
+            while not stop.is_set():
+                if chan.recv_ready():
+                    chunk = chan.recv(65536)
+                    if not chunk:
+                        break
+                    *lines, buf = (buf + chunk).split(b"\n")
+                    for raw in lines:
+                        on_line(raw.decode(errors="replace").rstrip("\r"))
+                elif chan.exit_status_ready() or chan.closed:
+                    break
+                elif not chan.get_transport().is_active():  # type: ignore[union-attr]
+                    raise EOFError("connection lost while streaming")
+                else:
+                    stop.wait(0.05)
+            if buf:
+                on_line(buf.decode(errors="replace"))
+            if not stop.is_set() and chan.exit_status_ready():
+                code = chan.recv_exit_status()
+        except _TRANSIENT as e:
+            raise TransportError(f"{self.host}: connection lost while streaming {cmd.display()!r}: "
+                                 f"{_describe(e)}") from e
+        finally:
+            chan.close()
+        return code
 
     def put(self, upload: Upload) -> CommandResult:
         """SFTP to a temp file, then chmod/chown and ``mv`` into place (through sudo if needed)."""

@@ -54,10 +54,9 @@ class Playbook:
 def default_tasks() -> Mapping[str, Any]:
     """Every task and procedure a playbook may name (the explicit registries, rule 12)."""
     from glm5cluster.engine.procedures import PROCEDURES
-    from glm5cluster.tasks import registry
+    from glm5cluster.tasks.registry import TASKS
 
-    tasks = getattr(registry, "TASKS", None) or registry.REGISTRY
-    return {**dict(tasks), **PROCEDURES}
+    return {**dict(TASKS), **PROCEDURES}
 
 
 def _param_problems(file: str, lines: Any, base: str, err: ValidationError,

@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,8 +61,13 @@ class Params(BaseModel):
 
 @runtime_checkable
 class Procedure(Protocol):
-    name: ClassVar[str]
-    Params: ClassVar[type[BaseModel]]
+    """Class attributes ``name`` and ``Params`` (a pydantic model, extra=forbid), and ``run``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def Params(self) -> type[BaseModel]: ...  # noqa: N802 - mirrors Task.Params
 
     def run(self, params: Any, ctx: ClusterContext) -> Mapping[str, StepResult]: ...
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from glm5cluster.facts.sglang_log import Phase, phase_of, read_log
+from glm5cluster.facts.sglang_log import Finding, Phase, phase_of, read_log
 
 UP_STATES = ("active", "activating", "reloading")
 SHOW_PROPS = ("LoadState", "ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus",
@@ -230,17 +230,17 @@ class Judgement:
 def _culprit(down: Sequence[RankView]) -> tuple[RankView, str | None, str | None, str | None]:
     """The first failing rank: a primary cause in its log beats a silent death (killed), which
     beats a rank that only saw its peer go; then the earliest to stop; then the lowest rank."""
-    scored = []
+    scored: list[tuple[int, float, int, RankView, Finding | None]] = []
     for r in down:
         f = read_log(r.log).failure
         if f is not None and f.cause.primary:
-            tier, cause = 0, f
+            tier = 0
         elif f is not None and f.cause.key == "peer_died":
-            tier, cause = 2, f
+            tier = 2
         else:
-            tier, cause = 1, f
+            tier = 1
         when = r.state.since if r.state.since is not None else float("inf")
-        scored.append((tier, when, r.rank, r, cause))
+        scored.append((tier, when, r.rank, r, f))
     scored.sort(key=lambda s: (s[0], s[1], s[2]))
     _, _, _, rank, finding = scored[0]
     if finding is None:

@@ -65,7 +65,7 @@ def mirror_endpoints(subnet: str = DEFAULT_SUBNET) -> MirrorEndpoints:
     addr = mirror_address(subnet)
     return MirrorEndpoints(
         address=addr,
-        apt=f"http://{addr}:{APT_PORT}/debian",
+        apt=f"http://{addr}:{APT_PORT}",
         pypi=f"http://{addr}:{PYPI_PORT}/simple",
         hub=f"http://{addr}:{HUB_PORT}",
         registry=f"{addr}:{REGISTRY_PORT}",

@@ -34,6 +34,10 @@ class LabSettings:
     subnet: str
     sudo_user_hosts: int = 0
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+    mirror: bool = True  # start the mirror host (apt, registry, package index, model hub)
+    hub_shards: int = 8
+    hub_shard_mb: float = 4.0
+    hub_rate_mbps: float = 0.0  # total cap of the simulated WAN link (0: none)
 
     def save(self) -> None:
         path = lab_dir(self.name) / "lab.json"
@@ -93,7 +97,11 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         host_entries.append(entry)
     return {
         "version": 1,
-        "cluster": {"name": f"lab-{s.name}"[:40].rstrip("-"), "gpu": {"kind": s.gpu, "count": s.gpus_per_node}},
+        "cluster": {
+            "name": f"lab-{s.name}"[:40].rstrip("-"),
+            "gpu": {"kind": s.gpu, "count": s.gpus_per_node},
+            "interface": "eth0",  # the lab network's NIC inside every host container
+        },
         "ssh": {
             "user": "root",
             "identity_file": home_relative(d / "id_ed25519"),

@@ -36,7 +36,7 @@ HOST_REPO = "glm5cluster-lab-host"
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv", "python3-pip",
     "docker.io", "curl", "ca-certificates", "rsync", "iproute2", "procps", "sudo", "iputils-ping",
-    "netcat-openbsd", "less", "kmod",
+    "netcat-openbsd", "less", "kmod", "gnupg", "iptables",
 )
 # A recipe change that the hashes would not see (e.g. the chroot clean-up) bumps this.
 RECIPE_VERSION = "1"

@@ -19,7 +19,7 @@ from docker.models.containers import Container
 
 from glm5cluster.errors import GlmError, InputError
 from glm5cluster.lab import hosts as H
-from glm5cluster.lab.addresses import MAX_HOSTS, host_address, mirror_endpoints
+from glm5cluster.lab.addresses import MAX_HOSTS, host_address, mirror_address, mirror_endpoints
 from glm5cluster.lab.dockerd import Say
 from glm5cluster.lab.files import (
     LabSettings,
@@ -116,7 +116,8 @@ def _ensure_network(client: docker.DockerClient, s: LabSettings) -> None:
 
 def _containers(client: docker.DockerClient, name: str) -> dict[str, Container]:
     found = client.containers.list(all=True, filters={"label": f"{H.LABEL}={name}"})
-    return {c.labels.get(H.HOST_LABEL, c.name): c for c in found}
+    return {c.labels.get(H.HOST_LABEL, c.name): c for c in found
+            if c.labels.get("glm5cluster.lab.role") != "mirror"}
 
 
 def up(client: docker.DockerClient, s: LabSettings, say: Say | None = None) -> LabInfo:
@@ -130,6 +131,11 @@ def up(client: docker.DockerClient, s: LabSettings, say: Say | None = None) -> L
     key, pub = ensure_key(s.name)
     s.save()
     _ensure_network(client, s)
+    if s.mirror:
+        from glm5cluster.lab.mirror import HubSpec, ensure_mirror
+
+        hub = HubSpec(shards=s.hub_shards, shard_mb=s.hub_shard_mb, rate_mbps=s.hub_rate_mbps)
+        ensure_mirror(client, s.name, network_name(s.name), mirror_address(s.subnet), lab_dir(s.name), say, hub=hub)
     wanted = plans(s)
     etc_hosts = {p.hostname: p.address for p in wanted}
     m = mirror_endpoints(s.subnet)

@@ -4,5 +4,14 @@
 from __future__ import annotations
 
 from glm5cluster.engine.procedure import Procedure
+from glm5cluster.engine.procedures.launch import Launch
+from glm5cluster.engine.procedures.preflight import Preflight
+from glm5cluster.engine.procedures.readiness import Readiness
+from glm5cluster.engine.procedures.smoke import Smoke
 
-PROCEDURES: dict[str, Procedure] = {}
+PROCEDURES: dict[str, Procedure] = {
+    "preflight": Preflight(),
+    "launch": Launch(),
+    "readiness": Readiness(),
+    "smoke": Smoke(),
+}

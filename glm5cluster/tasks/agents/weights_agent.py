@@ -91,6 +91,7 @@ class Progress:
     def __init__(self, root: Path, total: int, files: int, phase: str) -> None:
         self.root, self.total, self.files, self.phase = root, total, files, phase
         self.done = 0
+        self.per_file: dict[str, int] = {}
         self.files_done = 0
         self.start = time.monotonic()
         self.lock = threading.Lock()
@@ -101,6 +102,17 @@ class Progress:
         with self.lock:
             self.done += n
             self.files_done += int(file_done)
+        self._maybe_write(file_done)
+
+    def set(self, path: str, n: int, file_done: bool = False) -> None:
+        """Bytes of ``path`` on disk now (idempotent under retries and resumes)."""
+        with self.lock:
+            self.done += n - self.per_file.get(path, 0)
+            self.per_file[path] = n
+            self.files_done += int(file_done)
+        self._maybe_write(file_done)
+
+    def _maybe_write(self, file_done: bool) -> None:
         if time.monotonic() - self._last > 1.0 or file_done:
             self.write()
 
@@ -210,7 +222,7 @@ def hub_download(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progr
             with part.open("rb") as fh:
                 while chunk := fh.read(CHUNK):
                     h.update(chunk)
-        prog.add(have if attempt == 0 else 0)
+        prog.set(f["path"], have)
         try:
             if have < size:
                 hdrs = dict(headers)
@@ -220,23 +232,23 @@ def hub_download(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progr
                                             timeout=float(req.get("stall_timeout", 120))) as resp:
                     mode = "ab"
                     if have and resp.status == 200:  # the server ignored Range: start over
-                        prog.add(-have)
                         have, mode, h = 0, "wb", hasher_for(f)
                     with part.open(mode) as out:
                         while chunk := resp.read(CHUNK):
                             out.write(chunk)
                             h.update(chunk)
-                            prog.add(len(chunk))
+                            have += len(chunk)
+                            prog.set(f["path"], have)
             got = part.stat().st_size
             if got != size:
                 last_err = f"{f['path']}: connection ended at {got} of {size} bytes"
             elif not digest_ok(f, str(h.hexdigest())):
                 last_err = f"{f['path']}: checksum mismatch, fetching again"
                 part.unlink()
-                prog.add(-got)
+                prog.set(f["path"], 0)
             else:
                 place(root, part, f)
-                prog.add(0, file_done=True)
+                prog.set(f["path"], size, file_done=True)
                 return
         except urllib.error.HTTPError as e:
             if e.code in (401, 403, 404):
@@ -347,7 +359,7 @@ def peer_copy(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progress
         if r.returncode == 0 and got.exists() and got.stat().st_size == f["size"]:
             if digest_ok(f, hash_file(got, f)):
                 place(root, got, f)
-                prog.add(f["size"], file_done=True)
+                prog.set(f["path"], f["size"], file_done=True)
                 return
             got.unlink()
             last_err = f"{f['path']}: checksum mismatch after copy"

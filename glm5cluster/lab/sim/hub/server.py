@@ -59,7 +59,7 @@ class Hub:
 
 
 class Handler(BaseHTTPRequestHandler):
-    hub: Hub = None
+    hub: Hub  # bound by make_server
     protocol_version = "HTTP/1.1"
     server_version = "glm5cluster-lab-hub"
 
@@ -295,6 +295,7 @@ class HubServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    hub: Hub  # bound by make_server
 
 
 def prepare_data(data, shards, shard_bytes, repos=repomod.REPOS):

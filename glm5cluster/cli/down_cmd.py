@@ -1,0 +1,98 @@
+"""`glm5cluster down INV [--purge] [--yes] [--limit]`: drain every head, stop every rank, remove the
+cluster's units/containers and config files; with --purge also the weights, the venv or the image.
+
+Only what is named for this cluster is touched (``engine/procedures/teardown.py``); a second
+`down` finds nothing and changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from glm5cluster.cli.display import Display
+from glm5cluster.cli.inventory_io import load_and_check
+from glm5cluster.cli.run_cmd import connect_options, transport_option
+from glm5cluster.connect.pool import ConnectionPool
+from glm5cluster.engine.playbook import Playbook, Step
+from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
+from glm5cluster.engine.report import RunReport
+from glm5cluster.engine.runlog import RunLog
+from glm5cluster.engine.runner import RunOptions, run_playbook
+from glm5cluster.engine.selection import limit_hosts
+from glm5cluster.model.nodes import Node
+from glm5cluster.topology import Topology
+
+
+def whole_replicas(nodes: list[Node], topology: Topology, limit: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """--limit widened to whole replicas (a TP group goes down as one): (hosts, notes)."""
+    chosen = limit_hosts(nodes, limit)
+    if not limit:
+        return chosen, []
+    wanted = set(chosen)
+    notes = []
+    for rep in topology.replicas:
+        names = [r.node.name for r in rep.ranks]
+        if wanted & set(names) and not set(names) <= wanted:
+            notes.append(f"replica {rep.index} goes down as a whole: also {', '.join(n for n in names if n not in wanted)}")
+            wanted |= set(names)
+    return [n.name for n in nodes if n.name in wanted], notes
+
+
+@click.command()
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--purge", is_flag=True, help="Also remove the weights directory, the venv (venv runtime) "
+              "or the image (docker runtime), unless another cluster on the host uses them.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (--purge asks otherwise).")
+@click.option("--limit", multiple=True, metavar="HOST|GROUP[,...]",
+              help="Only the replicas these hosts belong to (whole replicas).")
+@click.option("--check", is_flag=True, help="Show what would be stopped and removed; change nothing.")
+@click.option("--drain-timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Seconds a head may take to drain and stop before it is killed.")
+@click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="Print every host's result.")
+@transport_option
+@click.pass_context
+def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: tuple[str, ...], check: bool,
+            drain_timeout: float, accept_new_host_keys: bool, forks: int, verbose: bool,
+            transport: str | None) -> None:
+    """Take the cluster of INVENTORY down: each replica's head drains first (SIGTERM), then every
+    rank stops; units, containers, env and secrets files are removed. Nothing of another cluster
+    on the same hosts is touched. Exit code 0 when every host is clean, 1 otherwise."""
+    checked = load_and_check(inventory)
+    loaded = checked.loaded
+    hosts, notes = whole_replicas(list(loaded.nodes), checked.topology, limit)
+    for note in notes:
+        click.echo(f"note: {note}")
+    params = TeardownParams(purge=purge, drain_timeout=drain_timeout)
+    pb = Playbook("down", "<glm5cluster down>", (Step(0, "down" + (" --purge" if purge else ""), "teardown",
+                                                      Teardown(), params),))
+    display = Display(verbose=verbose)
+    log = RunLog(pb.name)
+    refused_without_tty = False
+
+    def confirm(plan: RunReport) -> bool:
+        nonlocal refused_without_tty
+        display.show_plan(plan)
+        if not sys.stdin.isatty():
+            refused_without_tty = True
+            click.echo("error: --purge deletes data and there is no terminal to confirm it on", err=True)
+            click.echo("hint: review the plan above and re-run with --yes", err=True)
+            return False
+        return click.confirm("Stop the cluster and delete these files?", default=False)
+
+    options = RunOptions(check=check, limit=tuple(hosts), forks=forks)
+    try:
+        with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
+            report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
+                                  confirm=confirm if purge and not (yes or check) else None,
+                                  topology=checked.topology)
+    finally:
+        display.close()
+        log.close()
+    if check and report.changes:
+        display.show_plan(report)
+    display.recap(report, log.dir)
+    ctx.exit(2 if refused_without_tty else report.exit_code)

@@ -1,0 +1,138 @@
+"""`glm5cluster up INV`: from bare hosts to a serving, verified GLM-5 (``playbooks/up.yaml``).
+
+Plans and applies the playbook through the engine with the live display and recap, then
+prints where to send requests. A re-run on a healthy cluster changes nothing; a replica with a
+dead rank is restarted as a whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from glm5cluster.cli.display import Display
+from glm5cluster.cli.inventory_io import load_and_check
+from glm5cluster.cli.run_cmd import connect_options, transport_option
+from glm5cluster.connect.pool import ConnectionPool
+from glm5cluster.engine.playbook import Playbook, load_playbook
+from glm5cluster.engine.report import RunReport, Status
+from glm5cluster.engine.runlog import RunLog
+from glm5cluster.engine.runner import RunOptions, run_playbook
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.sglang.args import served_model_name
+from glm5cluster.topology import Topology
+
+PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "up.yaml"
+
+
+def default_playbook() -> str:
+    local = Path("playbooks") / "up.yaml"
+    return str(local if local.is_file() else PLAYBOOK)
+
+
+def with_overrides(pb: Playbook, **values: object) -> Playbook:
+    """Set CLI-given parameters on every step whose Params has the field (e.g. readiness
+    ``timeout``, gpu.reboot ``allow_reboot``)."""
+    steps = []
+    for step in pb.steps:
+        fields = type(step.params).model_fields
+        update = {k: v for k, v in values.items() if v is not None and k in fields}
+        if update:
+            params = type(step.params).model_validate({**step.params.model_dump(), **update})
+            step = dataclasses.replace(step, params=params)
+        steps.append(step)
+    return dataclasses.replace(pb, steps=tuple(steps))
+
+
+def secrets_of(inv: Inventory) -> list[str]:
+    names = [inv.serving.secrets.api_key_env, inv.serving.secrets.hf_token_env,
+             getattr(inv.model.source, "token_env", None)]
+    return [os.environ[n] for n in names if n and os.environ.get(n)]
+
+
+def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str]:
+    model = served_model_name(inv)
+    key_env = inv.serving.secrets.api_key_env
+    ready = {h: r for s in report.steps if s.task == "readiness" for h, r in s.results.items()}
+    lines = ["", f"GLM-5 is serving: model id {model}"]
+    for rep in topo.replicas:
+        r = ready.get(rep.head.node.name)
+        took = r.summary.split(" ready", 1)[1].split(":", 1)[0].strip() if r and " ready" in r.summary else ""
+        lines.append(f"  replica {rep.index}: {rep.endpoint}  (node 0: {rep.head.node.name}"
+                     + (f", ready {took}" if took else "") + ")")
+    if topo.router is not None:
+        lines.append(f"  router: {topo.router.url}")
+    url = (topo.router.url if topo.router else topo.replicas[0].endpoint) + "/v1/chat/completions"
+    auth = f" -H \"Authorization: Bearer ${key_env}\"" if key_env else ""
+    body = ('{"model": "' + model + '", "messages": [{"role": "user", "content": "Hello"}], '
+            '"chat_template_kwargs": {"enable_thinking": false}}')
+    lines += ["", "Try it:", f"  curl -s {url} -H 'Content-Type: application/json'{auth} \\",
+              f"    -d '{body}'"]
+    return lines
+
+
+@click.command()
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--check", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--limit", multiple=True, metavar="HOST|GROUP[,...]", help="Only these hosts or groups "
+              "(a replica is launched only when all its hosts are included).")
+@click.option("--allow-reboot", is_flag=True, help="Reboot hosts whose new GPU driver needs it.")
+@click.option("--accept-new-host-keys", is_flag=True,
+              help="Record unknown host keys in the inventory's known_hosts (changed keys are always refused).")
+@click.option("--ready-timeout", type=click.FloatRange(min=1), default=None,
+              help="Seconds to wait for each replica to serve (default serving.readiness_timeout, 3600).")
+@click.option("--restart", is_flag=True, help="Restart every TP group even when unchanged.")
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
+@click.option("--playbook", "playbook_path", default=None, hidden=True, help="Another up playbook (tests).")
+@transport_option
+@click.pass_context
+def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: tuple[str, ...],
+            allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool,
+            forks: int, verbose: bool, playbook_path: str | None, transport: str | None) -> None:
+    """Bring INVENTORY's hosts to a serving, verified GLM-5 and print where to send requests.
+
+    facts -> preflight -> GPU stack -> SGLang -> weights -> launch -> readiness -> smoke test.
+    Exit code 0 when every replica serves and passed its smoke test, 1 otherwise, 2 for bad input.
+    """
+    checked = load_and_check(inventory)
+    loaded, topo = checked.loaded, checked.topology
+    for w in checked.warnings:
+        click.echo(f"warning: {w}", err=True)
+    pb = with_overrides(load_playbook(playbook_path or default_playbook()), timeout=ready_timeout,
+                        allow_reboot=True if allow_reboot else None, restart=True if restart else None)
+    display = Display(verbose=verbose)
+    log = RunLog(pb.name, secrets=secrets_of(loaded.inventory))
+    refused = False
+
+    def confirm(plan: RunReport) -> bool:
+        nonlocal refused
+        display.show_plan(plan)
+        if not sys.stdin.isatty():
+            refused = True
+            click.echo("error: changes are planned and there is no terminal to confirm them on", err=True)
+            click.echo("hint: re-run with --yes to apply (or --check to only show the plan)", err=True)
+            return False
+        return click.confirm("Apply these changes?", default=False)
+
+    options = RunOptions(check=check, limit=limit, forks=forks)
+    try:
+        with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
+            report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
+                                  confirm=None if (yes or check) else confirm, topology=topo)
+    finally:
+        display.close()
+        log.close()
+    if check and report.changes:
+        display.show_plan(report)
+    display.recap(report, log.dir)
+    smoke_ok = any(r.status is Status.OK for s in report.steps if s.task == "smoke" for r in s.results.values())
+    if report.exit_code == 0 and report.applied and smoke_ok:
+        for line in serving_lines(loaded.inventory, topo, report):
+            click.echo(line)
+    ctx.exit(2 if refused else report.exit_code)

@@ -1,0 +1,235 @@
+"""``preflight``: before anything is launched, prove the nodes can form their groups.
+
+``checks`` picks what to check (up.yaml runs ``network``/``ports`` first, before any install,
+and ``gpu``/``runtime``/``weights``/``limits`` right before the launch):
+
+- network: the cluster interface exists, is up and carries the cluster address; every rank
+  reaches its head's dist-init port over TCP (a short-lived listener on the head's cluster
+  address, a connect with a timeout from every other rank);
+- ports: the HTTP port (every rank) and the dist-init port(s) (head) are free, or held by this
+  replica's own unit/container;
+- gpu: driver usable, kind and count as planned, one driver version per replica;
+- runtime: the pinned SGLang installed (venv) / the image present (docker), the same on every rank;
+- weights: a verified manifest stamp on every rank, no file missing, one revision per replica;
+- limits: /dev/shm and memlock (the unit or container raises memlock; docker brings its shm).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from glm5cluster.commands import Shell
+from glm5cluster.engine.procedure import ClusterContext, Params
+from glm5cluster.engine.procedures.launch import selected_replicas
+from glm5cluster.engine.report import Status, StepResult
+from glm5cluster.errors import TransportError
+from glm5cluster.facts.amd import AmdGpus
+from glm5cluster.facts.base import Fact
+from glm5cluster.facts.batch import FactBatch
+from glm5cluster.facts.network import InterfacesFact
+from glm5cluster.facts.nvidia import NvidiaGpus
+from glm5cluster.facts.serving import (
+    PortHoldersFact,
+    RankStateFact,
+    SglangVersionFact,
+    WeightsStampFact,
+)
+from glm5cluster.facts.system import ShmFact
+from glm5cluster.render import docker_image
+from glm5cluster.tasks import preflight as P
+from glm5cluster.tasks.launch import stamp_path, target_name
+from glm5cluster.topology import DP_ATTENTION_ZMQ_PORTS, Replica
+
+Check = Literal["network", "ports", "gpu", "runtime", "weights", "limits"]
+ALL_CHECKS: tuple[Check, ...] = ("network", "ports", "gpu", "runtime", "weights", "limits")
+
+LISTEN_PY = (
+    "import socket,sys,time\n"
+    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
+    "s=socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET)\n"
+    "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind((a,p)); s.listen(64); s.settimeout(0.5)\n"
+    "end=time.monotonic()+t\n"
+    "while time.monotonic()<end:\n"
+    "  try: c,_=s.accept(); c.close()\n"
+    "  except OSError: pass\n"
+)
+CONNECT_PY = (
+    "import socket,sys\n"
+    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
+    "try: socket.create_connection((a,p),timeout=t).close(); print('ok')\n"
+    "except OSError as e: print('error: %s' % (e.strerror or e or 'timed out'))\n"
+)
+
+
+class PreflightParams(Params):
+    checks: list[Check] = Field(default_factory=lambda: list(ALL_CHECKS))
+    connect_timeout: float = 3.0
+
+
+class Preflight:
+    name = "preflight"
+    Params = PreflightParams
+
+    def run(self, params: PreflightParams, ctx: ClusterContext) -> Mapping[str, StepResult]:
+        results: dict[str, StepResult] = {}
+        if ctx.topology is None:
+            return {h: StepResult(Status.FAILED, message="the inventory forms no topology") for h in ctx.hosts}
+        replicas = selected_replicas(ctx, results)
+        got = ctx.fan_out(lambda i: _Replica(params, ctx, replicas[int(i)]).run(),
+                          [str(i) for i in range(len(replicas))])
+        for i, hr in got.items():
+            if hr.ok and hr.value is not None:
+                results.update(hr.value)
+            else:
+                for r in replicas[int(i)].ranks:
+                    results[r.node.name] = StepResult(Status.FAILED, message=f"preflight failed: {hr.error}")
+        return results
+
+
+class _Replica:
+    def __init__(self, params: PreflightParams, ctx: ClusterContext, rep: Replica) -> None:
+        self.p, self.ctx, self.rep = params, ctx, rep
+        self.inv = ctx.inventory
+        self.runtime = self.inv.serving.runtime.value
+        self.target = target_name(self.inv, rep.index)
+        self.hosts = [r.node.name for r in rep.ranks]
+        self.head = self.hosts[0]
+        self.problems: list[P.Problem] = []
+        self.notes: dict[str, list[str]] = {h: [] for h in self.hosts}
+
+    def facts_for(self, host: str) -> dict[str, Fact[Any]]:
+        checks, s = set(self.p.checks), self.inv.serving
+        facts: dict[str, Fact[Any]] = {"own": RankStateFact(self.runtime, self.target,
+                                                            stamp_path(self.inv.cluster.name, self.rep.index))}
+        if "network" in checks:
+            facts["ifaces"] = InterfacesFact()
+        if "ports" in checks or "network" in checks:
+            facts["ports"] = PortHoldersFact(tuple(self.ports(host)))
+        if "gpu" in checks:
+            facts["gpu"] = AmdGpus() if self.rep.deployment.gpu.vendor == "amd" else NvidiaGpus()
+        if "runtime" in checks:
+            facts["version"] = SglangVersionFact(self.runtime, s.venv_path, docker_image(self.inv, self.rep))
+        if "weights" in checks:
+            facts["stamp"] = WeightsStampFact(self.inv.model.weights_dir)
+        if "limits" in checks:
+            facts["shm"] = ShmFact()
+        return facts
+
+    def ports(self, host: str) -> list[int]:
+        s = self.inv.serving
+        out = [s.http_port]
+        if host == self.head and self.rep.nnodes > 1:
+            span = DP_ATTENTION_ZMQ_PORTS if s.features.dp_attention else 0
+            out += list(range(s.dist_init_port, s.dist_init_port + span + 1))
+        return out
+
+    def gather(self) -> tuple[dict[str, dict[str, Any]], dict[str, StepResult]]:
+        def one(host: str) -> dict[str, Any]:
+            batch = FactBatch(self.facts_for(host))
+            res = self.ctx.run(host, batch.command())
+            return batch.parse(res)
+
+        facts: dict[str, dict[str, Any]] = {}
+        failed: dict[str, StepResult] = {}
+        for h, hr in self.ctx.fan_out(one, self.hosts).items():
+            if hr.ok and hr.value is not None:
+                facts[h] = hr.value
+            elif isinstance(hr.error, TransportError):
+                failed[h] = StepResult(Status.UNREACHABLE, message=hr.error.message, hint=hr.error.hint)
+            else:
+                failed[h] = StepResult(Status.FAILED, message=f"could not gather preflight facts: {hr.error}")
+        return facts, failed
+
+    def run(self) -> dict[str, StepResult]:
+        facts, failed = self.gather()
+        if failed:
+            return {h: failed.get(h) or StepResult(Status.FAILED, message=f"replica {self.rep.index}: "
+                                                   f"{', '.join(failed)} could not be checked") for h in self.hosts}
+        checks: set[str] = set(self.p.checks)
+        nodes = {r.node.name: r.node for r in self.rep.ranks}
+        for h in self.hosts:
+            f = facts[h]
+            if "network" in checks:
+                self.problems += P.check_interface(h, nodes[h].cluster_address, nodes[h].interface, f["ifaces"])
+            if "ports" in checks:
+                self.problems += P.check_ports(h, self.ports(h), f["ports"], f["own"], self.target)
+            if "limits" in checks:
+                probs, note = P.check_shm(h, self.runtime, f["shm"].size_bytes if f["shm"].present else None)
+                self.problems += probs
+                self.notes[h].append(note)
+        gpu = self.rep.deployment.gpu
+        if "gpu" in checks:
+            self.problems += P.check_gpu_parity(self.hosts, {h: facts[h]["gpu"] for h in self.hosts},
+                                                gpu.kind.value, self.rep.head.node.gpu_count)
+        if "runtime" in checks:
+            self.problems += P.check_runtime_parity(self.hosts, {h: facts[h]["version"] for h in self.hosts},
+                                                    self.runtime, self.inv.serving.sglang_version,
+                                                    docker_image(self.inv, self.rep))
+        if "weights" in checks:
+            m = self.inv.model
+            self.problems += P.check_weights(self.hosts, {h: facts[h]["stamp"] for h in self.hosts}, m.repo,
+                                             m.revision, m.pinned, m.weights_dir)
+        if "network" in checks and self.rep.nnodes > 1 and not any(p.host == self.head for p in self.problems):
+            self.tcp_test(facts)
+        return self.results(checks)
+
+    def tcp_test(self, facts: dict[str, dict[str, Any]]) -> None:
+        """Every other rank connects to the head's cluster address : dist-init port."""
+        head_node = self.rep.head.node
+        addr, port = head_node.cluster_address, self.inv.serving.dist_init_port
+        own = facts[self.head]["own"]
+        held = any(h.port == port for h in facts[self.head]["ports"])
+        if held and not any(h.port == port and P.is_ours(h, own, self.target) for h in facts[self.head]["ports"]):
+            return  # someone else holds it: check_ports already said so
+        pid = ""
+        if not held:  # our own server holds it when it runs: connect to it instead
+            secs = self.p.connect_timeout * 2 + 10
+            err = f"/tmp/glm5cluster-preflight-{port}.err"
+            script = (f"setsid python3 -c {shlex.quote(LISTEN_PY)} {shlex.quote(addr)} {port} {secs} "
+                      f"</dev/null >/dev/null 2>{err} & pid=$!; i=0; "
+                      f"while [ $i -lt 30 ] && ! ss -Hltn \"sport = :{port}\" | grep -q .; do "
+                      "kill -0 $pid 2>/dev/null || break; sleep 0.1; i=$((i+1)); done; "
+                      f"if ss -Hltn \"sport = :{port}\" | grep -q .; then echo \"pid=$pid\"; "
+                      f"else tail -n1 {err}; exit 1; fi")
+            res = self.ctx.run(self.head, Shell.sh(script, timeout=30, description=f"listen on {addr}:{port}"))
+            if not res.ok:
+                self.problems.append(P.Problem(self.head, f"cannot listen on {addr}:{port}: {res.tail(1)}",
+                                               "check hosts[].cluster_address belongs to this host"))
+                return
+            pid = res.stdout.strip().rpartition("pid=")[2]
+
+        def connect(host: str) -> str:
+            cmd = Shell.cmd("python3", "-c", CONNECT_PY, addr, str(port), str(self.p.connect_timeout),
+                            timeout=self.p.connect_timeout + 20, description=f"connect to {addr}:{port}")
+            return self.ctx.run(host, cmd).stdout.strip() or "error: no answer"
+
+        try:
+            for h, hr in self.ctx.fan_out(connect, self.hosts[1:]).items():
+                out = hr.value if hr.ok and hr.value else f"error: {hr.error}"
+                if out != "ok":
+                    self.problems.append(P.Problem(
+                        h, f"cannot reach the head {self.head} at {addr}:{port} (dist-init) over TCP: "
+                        f"{out.removeprefix('error: ')}",
+                        f"allow TCP from {h} to {self.head} port {port} (and all TCP between the nodes for "
+                        f"NCCL/Gloo) on the cluster network; check firewalls and routes"))
+        finally:
+            if pid.isdigit():
+                self.ctx.run(self.head, Shell.sh(f"kill {pid} 2>/dev/null; true", description="stop the listener"))
+
+    def results(self, checks: set[str]) -> dict[str, StepResult]:
+        out = {}
+        done = ", ".join(c for c in ("network", "ports", "gpu", "runtime", "weights", "limits") if c in checks)
+        for h in self.hosts:
+            mine = [p for p in self.problems if p.host == h]
+            if mine:
+                out[h] = StepResult(Status.FAILED, message=f"{h}: " + "; ".join(p.message for p in mine),
+                                    hint="; ".join(dict.fromkeys(p.fix for p in mine)))
+            else:
+                notes = "; ".join(n for n in self.notes[h] if n)
+                out[h] = StepResult(Status.OK, f"replica {self.rep.index} rank "
+                                    f"{self.hosts.index(h)}: {done} ok" + (f" ({notes})" if notes else ""))
+        return out
