@@ -1,47 +1,122 @@
 """Time to stage the same weights on 1, 2 and 4 nodes, `each` vs fan-out, hub capped slow.
 
-    .venv/bin/python benchmarks/bench_weights.py --lab-inventory <lab inventory> [--shards 8 --shard-mb 256]
+    .venv/bin/python benchmarks/bench_weights.py [--shards 8 --shard-mb 256 --rate-mbps 300]
 
-Needs the rehearsal lab + mirror (hub simulator with a total bandwidth cap). For each
-(nodes, mode) it wipes the weights dir on the nodes, runs ``glm5cluster run weights`` limited
-to the first N hosts with ``model.source.mode`` set, and reports wall time and the ratios the
-issue targets: fan-out@4 / fan-out@1 <= 1.25, each@4 / fan-out@4 >= 2.5.
+Brings up its own rehearsal lab (4 hosts + the mirror; the hub simulator serves a GLM-5-shaped
+repository of ``shards`` x ``shard-mb`` MiB behind a TOTAL bandwidth cap of ``rate-mbps``),
+installs the weights tools once, then for each (nodes, mode) wipes the weights directory on the
+nodes and times ``glm5cluster run INV playbooks/weights.yaml --yes --limit <first N hosts>`` with
+``model.source.mode`` set. Writes ``benchmarks/results/weights.json`` and ``weights.md`` and
+prints the ratios the issue targets: fan-out@4 / fan-out@1 <= 1.25, each@4 / fan-out@4 >= 2.5.
+The lab is removed at the end unless ``--keep``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CLI = [sys.executable, "-m", "glm5cluster"]
 
 
-def stage(inventory: str, hosts: list[str], mode: str, wipe: str) -> float:
-    limit = ",".join(hosts)
-    for h in hosts:
-        subprocess.run([sys.executable, "-m", "glm5cluster", "exec", "-i", inventory, "--limit", h, wipe], check=True)
+def sh(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, text=True, capture_output=True, **kw)  # type: ignore[call-overload,no-any-return]  # noqa: S603
+
+
+def lab_exec(lab: str, host: str, script: str) -> None:
+    r = sh(["docker", "exec", f"glm5lab-{lab}-{host}", "sh", "-c", script])
+    if r.returncode != 0:
+        raise SystemExit(f"{host}: {script}: {r.stdout}{r.stderr}")
+
+
+def inventory_for(base: Path, mode: str) -> Path:
+    doc = yaml.safe_load(base.read_text())
+    doc["model"]["source"]["mode"] = mode
+    out = base.with_name(f"bench-{mode}.yaml")
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+def run_weights(inv: Path, hosts: list[str]) -> tuple[float, str]:
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "glm5cluster", "run", "weights", "-i", inventory, "--limit", limit,
-                    "--set", f"model.source.mode={mode}"], check=True)
-    return time.monotonic() - start
+    r = sh([*CLI, "run", str(inv), str(ROOT / "playbooks" / "weights.yaml"), "--yes", "--limit", ",".join(hosts)])
+    took = time.monotonic() - start
+    if r.returncode != 0:
+        raise SystemExit(f"weights run on {hosts} failed:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
+    return took, r.stdout
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lab-inventory", required=True)
-    ap.add_argument("--hosts", nargs="+", required=True, help="lab host names, seed first")
-    ap.add_argument("--weights-dir", default="/models/glm5")
+    ap.add_argument("--name", default="wbench")
+    ap.add_argument("--subnet", default="172.28.88.0/24")
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--shard-mb", type=float, default=256.0)
+    ap.add_argument("--rate-mbps", type=float, default=300.0)
+    ap.add_argument("--keep", action="store_true", help="leave the lab running")
     a = ap.parse_args()
-    wipe = f"rm -rf {a.weights_dir}"
-    rows = {}
+    hosts = ["node-1", "node-2", "node-3", "node-4"]
+    up = sh([*CLI, "lab", "up", "--name", a.name, "--subnet", a.subnet, "--hosts", "4", "--gpu", "H200",
+             "--hub-shards", str(a.shards), "--hub-shard-mb", str(a.shard_mb), "--hub-rate-mbps", str(a.rate_mbps)])
+    if up.returncode != 0:
+        raise SystemExit(f"lab up failed:\n{up.stdout}{up.stderr}")
+    base = Path(up.stdout.strip().splitlines()[-1])
+    wdir = yaml.safe_load(base.read_text())["model"]["weights_dir"]
+    inv = {m: inventory_for(base, m) for m in ("fanout", "each")}
+    try:
+        # the tools venv (huggingface_hub) once, outside the timings: a wipe keeps it
+        tools = base.with_name("bench-tools.yaml")
+        tools.write_text("name: bench-tools\nsteps:\n  - {name: weights tools, task: weights.tools}\n")
+        r = sh([*CLI, "run", str(inv["fanout"]), str(tools), "--yes"])
+        if r.returncode != 0:
+            raise SystemExit(f"weights tools failed:\n{r.stdout[-3000:]}")
+        rows: list[dict[str, object]] = []
+        for n in (1, 2, 4):
+            for mode in ("fanout", "each") if n > 1 else ("fanout",):
+                for h in hosts:
+                    lab_exec(a.name, h, f"rm -rf {wdir}")
+                took, _ = run_weights(inv[mode], hosts[:n])
+                rows.append({"nodes": n, "mode": mode, "seconds": round(took, 1)})
+                print(f"{n} node(s) {mode:6s} {took:7.1f} s", flush=True)
+    finally:
+        if not a.keep:
+            sh([*CLI, "lab", "down", "--name", a.name])
+    t = {(r["nodes"], r["mode"]): float(r["seconds"]) for r in rows}  # type: ignore[arg-type]
+    f1, f4, e4 = t[(1, "fanout")], t[(4, "fanout")], t[(4, "each")]
+    size_mib = a.shards * a.shard_mb
+    summary = {"fanout4_over_1": round(f4 / f1, 2), "each4_over_fanout4": round(e4 / f4, 2),
+               "targets": {"fanout4_over_1": "<= 1.25", "each4_over_fanout4": ">= 2.5"},
+               "met": f4 / f1 <= 1.25 and e4 / f4 >= 2.5}
+    doc = {"benchmark": "weights staging (issue 4)", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+           "weights": {"shards": a.shards, "shard_mib": a.shard_mb, "total_mib": size_mib},
+           "hub_rate_mbps_total": a.rate_mbps,
+           "floor_seconds_one_download": round(size_mib * 8 * 1.048576 / a.rate_mbps, 1),
+           "rows": rows, "summary": summary}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "weights.json").write_text(json.dumps(doc, indent=1) + "\n")
+    md = [f"Weights staging: {a.shards} x {a.shard_mb:.0f} MiB ({size_mib / 1024:.1f} GiB), hub capped at "
+          f"{a.rate_mbps:.0f} Mbit/s total (one download >= {doc['floor_seconds_one_download']} s); "
+          f"{doc['machine']}; wall time of `glm5cluster run INV weights` (tools already installed).", "",
+          "| nodes | fan-out (s) | each (s) |", "|---|---|---|"]
     for n in (1, 2, 4):
-        for mode in ("fanout", "each") if n > 1 else ("fanout",):
-            rows[(n, mode)] = stage(a.lab_inventory, a.hosts[:n], mode, wipe)
-            print(f"{n} node(s) {mode:6s} {rows[(n, mode)]:7.1f} s", flush=True)
-    f1, f4, e4 = rows[(1, "fanout")], rows[(4, "fanout")], rows[(4, "each")]
-    print(f"fan-out 4 / 1 node: {f4 / f1:.2f}x (target <= 1.25)")
-    print(f"each 4 / fan-out 4: {e4 / f4:.2f}x (target >= 2.5)")
-    return 0 if f4 / f1 <= 1.25 and e4 / f4 >= 2.5 else 1
+        each = t.get((n, "each"), t[(1, "fanout")] if n == 1 else None)
+        md.append(f"| {n} | {t[(n, 'fanout')]:.1f} | {each:.1f} |" if each is not None else f"| {n} | {t[(n, 'fanout')]:.1f} | - |")
+    md += ["", f"fan-out 4 nodes / 1 node: **{f4 / f1:.2f}x** (target <= 1.25); "
+               f"each / fan-out on 4 nodes: **{e4 / f4:.2f}x** (target >= 2.5)", ""]
+    (RESULTS / "weights.md").write_text("\n".join(md))
+    print("\n".join(md))
+    return 0 if summary["met"] else 1
 
 
 if __name__ == "__main__":

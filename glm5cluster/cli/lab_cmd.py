@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -35,16 +37,19 @@ def command() -> None:
               help="Size of each shard in MiB.")
 @click.option("--hub-rate-mbps", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Total bandwidth cap of the simulated hub link in Mbit/s (0: none).")
+@click.option("--hub-token-env", default=None, metavar="NAME",
+              help="Require a hub token: the value of environment variable NAME (never an argument).")
 @click.pass_context
 def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node: int, subnet: str,
            sudo_user_hosts: int, overrides: tuple[str, ...], mirror: bool, hub_shards: int,
-           hub_shard_mb: float, hub_rate_mbps: float) -> None:
+           hub_shard_mb: float, hub_rate_mbps: float, hub_token_env: str | None) -> None:
     """Create (or reconcile) a lab and write its inventory."""
     console = Console(stderr=True, highlight=False, markup=False)
     settings = LabSettings(
         name=name, hosts=n_hosts, gpu=gpu.upper(), gpus_per_node=gpus_per_node, subnet=subnet,
         sudo_user_hosts=min(sudo_user_hosts, n_hosts), overrides=parse_overrides(list(overrides), n_hosts),
         mirror=mirror, hub_shards=hub_shards, hub_shard_mb=hub_shard_mb, hub_rate_mbps=hub_rate_mbps,
+        hub_token=os.environ.get(hub_token_env, "") if hub_token_env else "",
     )
     client = ensure_engine(console)
     info = up(client, settings, console)

@@ -53,11 +53,16 @@ def transport_option(fn: click.decorators.FC) -> click.decorators.FC:
               help="Hosts worked on in parallel.")
 @click.option("--step-timeout", type=float, default=None, help="Seconds a step may take on all hosts.")
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
+@click.option("--allow-reboot", is_flag=True,
+              help="Let gpu.reboot restart hosts whose new driver needs it (otherwise the run stops there).")
+@click.option("--verify-weights", is_flag=True,
+              help="weights.stage re-hashes every weight file instead of trusting the manifest stamp.")
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limit: tuple[str, ...],
             yes: bool, max_fail: int | None, accept_new_host_keys: bool, forks: int,
-            step_timeout: float | None, verbose: bool, transport: str | None) -> None:
+            step_timeout: float | None, verbose: bool, allow_reboot: bool, verify_weights: bool,
+            transport: str | None) -> None:
     """Run PLAYBOOK (a file, or a name under playbooks/) on the hosts of INVENTORY.
 
     Plans every step first and asks before changing anything (unless --yes); a run with nothing
@@ -83,7 +88,7 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
         return click.confirm("Apply these changes?", default=False)
 
     options = RunOptions(check=check, limit=limit, max_fail=max_fail, forks=forks,
-                         step_timeout=step_timeout)
+                         step_timeout=step_timeout, allow_reboot=allow_reboot, verify_weights=verify_weights)
     try:
         with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
             report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,

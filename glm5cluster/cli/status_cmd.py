@@ -101,7 +101,7 @@ def print_text(st: ClusterStatus, inv: str, out: TextIO) -> None:
             state = f"{s.state} ({s.detail})" if s.detail and s.state != "unreachable" else s.state
             when = ("up " + duration(_uptime(s.since, rep.now))) if s.up else \
                 (s.how_it_ended() if s.state == "failed" else "")
-            phase = rs.view.phase.label if s.up else ""
+            phase = rs.view.phase.label if s.up and j.verdict == Verdict.STARTING else ""
             line = f"    rank {rs.view.rank}  {rs.view.host:<{width}}  {rs.target}  {state}"
             out.write("  ".join(x for x in (line, when, phase) if x) + "\n")
             if rs.error:

@@ -126,8 +126,7 @@ class OpenSshConnection:
                   f"chmod {upload.mode:o} \"$t\"; "
                   + (f"chown {shlex.quote(chown)} \"$t\"; " if chown else "")
                   + f"mv -f \"$t\" {dest}; trap - EXIT")
-        shell = Shell.sh(script, sudo=upload.sudo or self.needs_sudo,
-                         stdin=upload.content.decode("latin-1"), description=upload.display())
+        shell = Shell.sh(script, sudo=upload.sudo, description=upload.display())
         return self._run_bytes(shell, upload.content)
 
     def _run_bytes(self, shell: Shell, data: bytes) -> CommandResult:

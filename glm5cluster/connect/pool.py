@@ -89,6 +89,16 @@ class ConnectionPool:
                 self._conns[host] = conn
             return conn
 
+    def drop(self, host: str) -> None:
+        """Close and forget ``host``'s connection (the next ``get`` connects again)."""
+        with self._lock:
+            conn = self._conns.pop(host, None)
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001, S110 - the host may be gone (rebooting)
+                pass
+
     def close_all(self) -> None:
         with self._lock:
             conns, self._conns = list(self._conns.values()), {}

@@ -256,7 +256,7 @@ class SshConnection:
     def put(self, upload: Upload) -> CommandResult:
         """SFTP to a temp file, then chmod/chown and ``mv`` into place (through sudo if needed)."""
         start = time.monotonic()
-        sudo = self.needs_sudo
+        sudo = self.needs_sudo and upload.sudo
         tmp_dir = "/tmp" if sudo else os.path.dirname(upload.dest) or "/"  # noqa: S108
         tmp = f"{tmp_dir}/.glm5cluster-{uuid.uuid4().hex}"
         try:
@@ -277,12 +277,13 @@ class SshConnection:
             raise TransportError(f"{self.host}: upload of {upload.dest} failed: {_describe(e)}") from e
         owner = upload.owner or ("root" if sudo else "")
         chown = f"{owner}:{upload.group}" if upload.group else owner
-        script = "set -e; "
+        # never leave the content behind: the traps remove the temp files on any failure
+        script = f"set -e; s={shlex.quote(tmp)}; trap 'rm -f \"$s\"' EXIT; "
         if sudo:
             script += f"t=$(mktemp {shlex.quote(os.path.dirname(upload.dest) + '/.glm5cluster.XXXXXX')}); "
-            script += f"cat {shlex.quote(tmp)} > \"$t\"; rm -f {shlex.quote(tmp)}; "
+            script += "trap 'rm -f \"$t\" \"$s\"' EXIT; cat \"$s\" > \"$t\"; rm -f \"$s\"; "
         else:
-            script += f"t={shlex.quote(tmp)}; "
+            script += "t=$s; "
         script += f"chmod {upload.mode:o} \"$t\"; "
         if chown:
             script += f"chown {shlex.quote(chown)} \"$t\"; "
@@ -323,6 +324,17 @@ def _collect(chan: paramiko.Channel, timeout: float | None, start: float) -> tup
             raise EOFError("channel closed before the command exited")
         if timeout is not None and time.monotonic() - start > timeout:
             break
+    if code is not None:
+        # sshd may send the exit status before the last output: read on until EOF.
+        chan.settimeout(10.0)
+        try:
+            while True:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                out.append(data)
+        except TimeoutError:  # pragma: no cover - a server that never sends EOF
+            pass
     drain()
     return (b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"), code)
 

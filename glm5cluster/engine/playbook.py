@@ -14,7 +14,7 @@ problem is reported at once with its file and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,12 +51,41 @@ class Playbook:
     steps: tuple[Step, ...]
 
 
+class _DefaultTasks(Mapping[str, Any]):
+    """Tasks, then procedures: the procedures (and what they import) load only when a playbook
+    names something that is not a task, or when every name is listed (start-up time)."""
+
+    def __init__(self) -> None:
+        from glm5cluster.tasks.registry import TASKS
+
+        self._tasks = TASKS
+        self._all: dict[str, Any] | None = None
+
+    def _everything(self) -> dict[str, Any]:
+        if self._all is None:
+            from glm5cluster.engine.procedures import PROCEDURES
+
+            self._all = {**dict(self._tasks), **PROCEDURES}
+        return self._all
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._tasks:
+            return self._tasks[name]
+        return self._everything()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks or name in self._everything()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._everything())
+
+    def __len__(self) -> int:
+        return len(self._everything())
+
+
 def default_tasks() -> Mapping[str, Any]:
     """Every task and procedure a playbook may name (the explicit registries, rule 12)."""
-    from glm5cluster.engine.procedures import PROCEDURES
-    from glm5cluster.tasks.registry import TASKS
-
-    return {**dict(TASKS), **PROCEDURES}
+    return _DefaultTasks()
 
 
 def _param_problems(file: str, lines: Any, base: str, err: ValidationError,

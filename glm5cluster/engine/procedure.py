@@ -88,6 +88,8 @@ class ClusterContext:
     _pool: ConnectionPool
     _events: EventSink
     _log: RunLog | None
+    allow_reboot: bool = False  # --allow-reboot: procedures may reboot hosts that need it
+    verify_weights: bool = False  # --verify-weights: re-hash every weight file, ignore stamps
 
     def run(self, host: str, cmd: Shell) -> CommandResult:
         """Run on one host (raises ``TransportError`` when the host cannot be reached)."""
@@ -95,6 +97,11 @@ class ClusterContext:
         if self._log is not None:
             self._log.command(host, cmd, result)
         return result
+
+    def reconnect(self, host: str) -> None:
+        """Drop the pool's connection to ``host``; the next ``run``/``put`` opens a fresh one
+        (after a reboot the old transport is dead)."""
+        self._pool.drop(host)
 
     def put(self, host: str, upload: Upload) -> CommandResult:
         result = self._pool.get(host).put(upload)

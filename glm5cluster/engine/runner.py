@@ -52,6 +52,8 @@ class RunOptions:
     max_fail: int | None = None
     forks: int = 20
     step_timeout: float | None = None  # per step, all hosts together
+    allow_reboot: bool = False  # procedures may reboot hosts (gpu.reboot); CLI --allow-reboot
+    verify_weights: bool = False  # weights.stage re-hashes every file; CLI --verify-weights
 
 
 @dataclass
@@ -321,7 +323,8 @@ def _mask(run: _Run, text: str) -> str:
 def _run_procedure(run: _Run, step: Step, hosts: list[str], check: bool) -> dict[str, StepResult]:
     deadline = time.monotonic() + run.options.step_timeout if run.options.step_timeout else None
     ctx = ClusterContext(tuple(hosts), run.nodes, run.inventory, run.topology, check, deadline,
-                         step.name, step.index, run.options.forks, run.pool, run.events, run.log)
+                         step.name, step.index, run.options.forks, run.pool, run.events, run.log,
+                         allow_reboot=run.options.allow_reboot, verify_weights=run.options.verify_weights)
     for h in hosts:
         run.events(Event(EventKind.HOST_STARTED, step.index, step.name, h))
     start = time.monotonic()

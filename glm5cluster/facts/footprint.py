@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from glm5cluster.commands import CommandResult
 from glm5cluster.facts.units import UNIT_DIR
-from glm5cluster.render import CONFIG_DIR, unit_stem
 
 CLUSTER_LABEL = "glm5cluster.cluster"
 RANK_LABEL = "glm5cluster.rank"
@@ -58,19 +57,17 @@ class Footprint:
         return ", ".join(bits) or "nothing"
 
 
-def config_dir(cluster: str) -> str:
-    return f"{CONFIG_DIR}/{cluster}"
+def footprint_script(cluster: str, prefix: str, config_dir: str) -> str:
+    """Read-only: list this cluster's units (files and loaded), containers and config dir.
 
-
-def footprint_script(cluster: str) -> str:
-    """Read-only: list this cluster's units (files and loaded), containers and config dir."""
-    prefix = unit_stem(cluster, 0)[:-1]  # glm5-<cluster>-r
+    ``prefix`` is the name of replica N without the N (``glm5-<cluster>-r``, from
+    ``render.unit_stem``); ``config_dir`` the cluster's directory of env/secrets files."""
     glob = shlex.quote(prefix) + "*.service"
     label = shlex.quote(f"label={CLUSTER_LABEL}={cluster}")
     name = shlex.quote(f"name=^/?{prefix}")
     fmt_rank = shlex.quote("{{.State.Status}}\t{{index .Config.Labels \"" + RANK_LABEL + "\"}}\t"
                            "{{index .Config.Labels \"" + CLUSTER_LABEL + "\"}}")
-    cdir = shlex.quote(config_dir(cluster))
+    cdir = shlex.quote(config_dir)
     return f"""\
 {{ for f in {UNIT_DIR}/{glob}; do [ -e "$f" ] && echo "${{f##*/}}"; done
   systemctl list-units --all --plain --no-legend --full {glob} | awk '{{print $1}}'; }} | sort -u |
@@ -92,8 +89,8 @@ true
 """
 
 
-def parse_footprint(cluster: str, result: CommandResult) -> Footprint:
-    prefix = re.escape(unit_stem(cluster, 0)[:-1])
+def parse_footprint(cluster: str, prefix: str, result: CommandResult) -> Footprint:
+    prefix = re.escape(prefix)
     unit_re = re.compile(rf"^{prefix}(\d+)\.service$")
     ctr_re = re.compile(rf"^{prefix}(\d+)$")
     units: list[Item] = []

@@ -45,10 +45,12 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
                  "\"$(systemctl is-enabled $u 2>/dev/null)\"; done"),
     ("docker", "command -v docker"),
     ("docker_runtime", "grep -qs '\"nvidia\"' /etc/docker/daemon.json"),
+    ("daemon_json", "cat /etc/docker/daemon.json"),
     ("nvidia_ctk", "command -v nvidia-ctk"),
     ("amd", "test -e /dev/kfd && echo kfd; command -v rocminfo >/dev/null && "
             "rocminfo 2>/dev/null | grep -c 'Marketing Name:.*Instinct'"),
     ("dkms", "dkms status"),
+    ("module_tree", "test -d \"/lib/modules/$(uname -r)\""),
     ("groups", "id -nG \"${SUDO_USER:-$(id -un)}\""),
 )
 
@@ -115,6 +117,8 @@ class StackState:
     amd_agents: int = 0
     dkms: tuple[str, ...] = ()
     groups: frozenset[str] = frozenset()
+    module_tree: bool = True  # /lib/modules/<running kernel> exists (DKMS can build for it)
+    daemon_json: str | None = None  # /etc/docker/daemon.json as read (None: absent)
 
     @property
     def family(self) -> str:
@@ -252,6 +256,8 @@ def parse_stack(text: str) -> StackState:
         amd_agents=agents,
         dkms=tuple(s.get("dkms", empty).lines()) if s.get("dkms", empty).ok else (),
         groups=frozenset(gr.text.split()) if gr.ok else frozenset(),
+        module_tree=s.get("module_tree", Section(0, "")).ok,
+        daemon_json=s["daemon_json"].text if "daemon_json" in s and s["daemon_json"].ok else None,
     )
 
 

@@ -232,11 +232,12 @@ def _culprit(down: Sequence[RankView]) -> tuple[RankView, str | None, str | None
     beats a rank that only saw its peer go; then the earliest to stop; then the lowest rank."""
     scored: list[tuple[int, float, int, RankView, Finding | None]] = []
     for r in down:
-        f = read_log(r.log).failure
+        reading = read_log(r.log)
+        f = reading.failure
         if f is not None and f.cause.primary:
             tier = 0
-        elif f is not None and f.cause.key == "peer_died":
-            tier = 2
+        elif any(x.cause.key == "peer_died" for x in reading.findings):
+            tier = 2  # it saw a peer go: an echo of the failure, not its origin
         else:
             tier = 1
         when = r.state.since if r.state.since is not None else float("inf")

@@ -104,8 +104,32 @@ def _start_dockerd(say: Say | None) -> docker.DockerClient:
     )
 
 
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_MINIMUM = 1024
+
+
+def ensure_inotify(console: Say | None = None) -> None:
+    """Every lab host runs systemd, which needs inotify instances; the kernel default (128 per
+    user) runs out after a few hosts and they hang at "initializing". Raise it when we may."""
+    try:
+        current = int(INOTIFY_INSTANCES.read_text().strip())
+    except (OSError, ValueError):
+        return
+    if current >= INOTIFY_MINIMUM:
+        return
+    try:
+        INOTIFY_INSTANCES.write_text(f"{INOTIFY_MINIMUM}\n")
+        if console:
+            console.print(f"lab: raised fs.inotify.max_user_instances from {current} to {INOTIFY_MINIMUM}")
+    except OSError:
+        if console:
+            console.print(f"lab: fs.inotify.max_user_instances is {current}; lab hosts may hang at boot "
+                          f"(as root: sysctl fs.inotify.max_user_instances={INOTIFY_MINIMUM})")
+
+
 def ensure_engine(console: Say | None = None) -> docker.DockerClient:
     """A client for the shared Docker engine, starting one when none answers and we are root."""
+    ensure_inotify(console)
     host = os.environ.get("DOCKER_HOST")
     client = _client(host)
     if client is not None:

@@ -38,6 +38,7 @@ class LabSettings:
     hub_shards: int = 8
     hub_shard_mb: float = 4.0
     hub_rate_mbps: float = 0.0  # total cap of the simulated WAN link (0: none)
+    hub_token: str = ""  # non-empty: the hub requires this bearer token (a gated repository)
 
     def save(self) -> None:
         path = lab_dir(self.name) / "lab.json"
@@ -114,8 +115,17 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
             "weights_dir": "/srv/models/GLM-5",
             "source": {"kind": "hub", "endpoint": m.hub},
         },
-        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi},
-        "stack": {"apt_mirror": m.apt, "registry_mirror": m.registry, "insecure_registries": [m.registry]},
+        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi,
+                    "secrets": {"hf_token_env": "HF_TOKEN"}},
+        # The mirror serves vendor-shaped trees, as a site mirror of the real repositories would:
+        # cuda_repo mirrors https://developer.download.nvidia.com/compute/cuda/repos (the tasks
+        # append <distro>/<arch>/), container_toolkit_repo mirrors
+        # https://nvidia.github.io/libnvidia-container. There is no Debian mirror (air-gapped):
+        # apt_mirror stays unset and the hosts' own sources are left alone.
+        "stack": {
+            "nvidia": {"cuda_repo": f"{m.apt}/cuda/repos", "container_toolkit_repo": f"{m.apt}/libnvidia-container"},
+            "registry_mirror": m.registry, "insecure_registries": [m.registry],
+        },
     }
 
 

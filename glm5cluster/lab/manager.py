@@ -134,7 +134,8 @@ def up(client: docker.DockerClient, s: LabSettings, say: Say | None = None) -> L
     if s.mirror:
         from glm5cluster.lab.mirror import HubSpec, ensure_mirror
 
-        hub = HubSpec(shards=s.hub_shards, shard_mb=s.hub_shard_mb, rate_mbps=s.hub_rate_mbps)
+        hub = HubSpec(shards=s.hub_shards, shard_mb=s.hub_shard_mb, rate_mbps=s.hub_rate_mbps,
+                      token=s.hub_token or None)
         ensure_mirror(client, s.name, network_name(s.name), mirror_address(s.subnet), lab_dir(s.name), say, hub=hub)
     wanted = plans(s)
     etc_hosts = {p.hostname: p.address for p in wanted}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from glm5cluster.commands import Command, Shell
+from glm5cluster.commands import Command, Shell, Upload
 from glm5cluster.facts.packages import StackFact, StackState
 from glm5cluster.model.inventory import Runtime
 from glm5cluster.tasks import gpu_stack as gs
@@ -28,6 +29,28 @@ def docker_engine_packages(st: StackState) -> list[str]:
     return ["docker.io"]
 
 
+DAEMON_JSON = "/etc/docker/daemon.json"
+
+
+def daemon_json_change(st: StackState, insecure: Sequence[str]) -> str | None:
+    """The new daemon.json when registries the inventory names are missing from its
+    ``insecure-registries`` (every other key kept), else None."""
+    if not insecure:
+        return None
+    try:
+        doc = json.loads(st.daemon_json or "{}")
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return None  # not ours to rewrite: gpu.verify / docker itself will complain
+    have = list(doc.get("insecure-registries") or [])
+    missing = [r for r in insecure if r not in have]
+    if not missing:
+        return None
+    doc["insecure-registries"] = have + missing
+    return json.dumps(doc, indent=2) + "\n"
+
+
 class DockerEngine(Task[ContainerParams]):
     """Install Docker when missing (distro ``docker.io`` on Ubuntu/Debian; ``docker-ce`` on EL9)."""
 
@@ -41,7 +64,8 @@ class DockerEngine(Task[ContainerParams]):
         if gs.runtime_of(ctx) != Runtime.DOCKER:
             return Skip("serving.runtime is venv: no container engine needed")
         st: StackState = facts["stack"]
-        if st.docker and st.active("docker"):
+        daemon = daemon_json_change(st, gs.stack_of(ctx).insecure_registries)
+        if st.docker and st.active("docker") and daemon is None:
             return NoOp("docker installed and running")
         cmds: list[Command] = []
         if not st.docker:
@@ -51,21 +75,28 @@ class DockerEngine(Task[ContainerParams]):
                 cmds.append(Shell.cmd("dnf", "config-manager", "--add-repo",
                                       "https://download.docker.com/linux/rhel/docker-ce.repo", sudo=True))
             else:
-                spec = gs.stack_of(ctx)
-                if spec.apt_mirror:
-                    cmds += gs.apt_mirror_commands(st, spec.apt_mirror)
                 cmds.append(gs.apt_update())
             cmds.append(gs.install(st, docker_engine_packages(st), "install Docker engine"))
+        if daemon is not None:
+            cmds.append(Upload(DAEMON_JSON, daemon.encode(), 0o644, sudo=True,
+                               description="docker: insecure registries from the inventory"))
+            cmds.append(Shell.cmd("systemctl", "enable", "docker", sudo=True))
+            cmds.append(Shell.cmd("systemctl", "restart", "docker", sudo=True, description="restart docker"))
+            return Change(cmds, ("install Docker, " if not st.docker else "")
+                          + f"allow insecure registries {', '.join(gs.stack_of(ctx).insecure_registries)}")
         cmds.append(Shell.cmd("systemctl", "enable", "--now", "docker", sudo=True, description="start docker"))
         return Change(cmds, "install and start Docker" if not st.docker else "start Docker")
 
 
+TOOLKIT_LIST = "/etc/apt/sources.list.d/nvidia-container-toolkit.list"
+
+
 def toolkit_repo_commands(st: StackState, ctx: Any) -> list[Command]:
-    spec = gs.stack_of(ctx)
-    repo = spec.nvidia.container_toolkit_repo
-    if repo is None and spec.apt_mirror is not None:
-        return list(gs.apt_mirror_commands(st, spec.apt_mirror))
-    base = (repo or TOOLKIT_BASE).rstrip("/")
+    """The toolkit repository. ``stack.nvidia.container_toolkit_repo`` mirrors
+    ``https://nvidia.github.io/libnvidia-container`` (``gpgkey`` and ``stable/deb/$(ARCH)``
+    under it). The list line is written as NVIDIA's ``nvidia-container-toolkit.list`` has it,
+    with ``signed-by`` added (install-guide.md)."""
+    base = (gs.stack_of(ctx).nvidia.container_toolkit_repo or TOOLKIT_BASE).rstrip("/")
     if st.family == "rhel":
         if any("nvidia-container-toolkit" in r for r in st.yum_repos):
             return []
@@ -74,15 +105,15 @@ def toolkit_repo_commands(st: StackState, ctx: Any) -> list[Command]:
         return [Shell.sh(script, sudo=True, description="add the NVIDIA container toolkit repository")]
     if any(base in ln for ln in st.apt_sources):
         return []
+    line = f"deb [signed-by={TOOLKIT_KEYRING}] {base}/stable/deb/$(ARCH) /"
     script = (
         "set -e; "
-        f"curl -fsSL {shlex.quote(base + '/gpgkey')} | gpg --batch --yes --dearmor -o {TOOLKIT_KEYRING}; "
-        f"curl -fsSL {shlex.quote(base + '/stable/deb/nvidia-container-toolkit.list')} | "
-        f"sed 's#deb https://#deb [signed-by={TOOLKIT_KEYRING}] https://#g' | "
-        f"sed 's#https://nvidia.github.io/libnvidia-container#{base}#g' "
-        "> /etc/apt/sources.list.d/nvidia-container-toolkit.list"
+        f"curl -fsSL {shlex.quote(base + '/gpgkey')} | gpg --batch --yes --dearmor -o {TOOLKIT_KEYRING}.tmp; "
+        f"chmod 0644 {TOOLKIT_KEYRING}.tmp; mv {TOOLKIT_KEYRING}.tmp {TOOLKIT_KEYRING}"
     )
-    return [Shell.sh(script, sudo=True, timeout=120, description="add the NVIDIA container toolkit repository"),
+    return [Shell.sh(script, sudo=True, timeout=120, description=f"install the container toolkit key from {base}"),
+            Upload(TOOLKIT_LIST, (line + "\n").encode(), 0o644, sudo=True,
+                   description="add the NVIDIA container toolkit repository"),
             gs.apt_update()]
 
 

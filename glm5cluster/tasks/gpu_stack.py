@@ -5,7 +5,6 @@ Every function here is pure: facts (``StackState``) and inventory in, ``Shell`` 
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,8 +13,6 @@ from glm5cluster.facts.packages import StackState
 from glm5cluster.model.inventory import GpuKind, Runtime, StackSpec
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "a"}
-MIRROR_KEYRING = "/etc/apt/keyrings/glm5cluster-mirror.asc"
-MIRROR_LIST = "/etc/apt/sources.list.d/glm5cluster-mirror.list"
 
 
 def stack_of(ctx: Any) -> StackSpec:
@@ -93,27 +90,12 @@ def unhold(st: StackState, names: Iterable[str]) -> list[Shell]:
     return [Shell.cmd("apt-mark", "unhold", *todo, sudo=True, description=f"apt-mark unhold {' '.join(todo)}")]
 
 
-def apt_mirror_configured(st: StackState, url: str) -> bool:
-    return any(url.rstrip("/") in ln for ln in st.apt_sources)
-
-
-def apt_mirror_commands(st: StackState, url: str) -> list[Shell]:
-    """Configure the site's apt mirror: a flat repository (``deb <url> ./``) signed by the key at
-    ``<url>/key.asc``. Nothing when already configured."""
-    if st.family != "debian" or apt_mirror_configured(st, url):
-        return []
-    base = url.rstrip("/")
-    line = f"deb [signed-by={MIRROR_KEYRING}] {base} ./"
-    script = (
-        "set -e; install -d -m 0755 /etc/apt/keyrings; "
-        f"curl -fsSL {shlex.quote(base + '/key.asc')} -o {MIRROR_KEYRING}.tmp; "
-        f"mv {MIRROR_KEYRING}.tmp {MIRROR_KEYRING}; chmod 0644 {MIRROR_KEYRING}; "
-        f"printf '%s\\n' {shlex.quote(line)} > {MIRROR_LIST}"
-    )
-    return [Shell.sh(script, sudo=True, timeout=120, description=f"add apt mirror {base}"), apt_update()]
-
-
 def headers_missing(st: StackState) -> list[str]:
+    """Headers for the running kernel (DKMS builds against them). A host without a module tree
+    for its running kernel (``/lib/modules/<uname -r>`` absent: a container, as in the lab) has
+    nothing to build against and gets none."""
+    if not st.module_tree:
+        return []
     if st.family == "rhel":
         return [p for p in ("kernel-devel-matched", "kernel-headers") if not st.has(p)]
     name = f"linux-headers-{st.kernel}"

@@ -71,44 +71,80 @@ def installed_driver_version(st: StackState, br: str) -> str | None:
     return None
 
 
+def cuda_repo_url(st: StackState, ctx: Any) -> str | None:
+    """The CUDA repository for this host, ending in ``/``. ``stack.nvidia.cuda_repo`` mirrors
+    ``https://developer.download.nvidia.com/compute/cuda/repos``: ``<distro>/<arch>/`` is
+    appended unless the URL already names the architecture directory."""
+    distro = cuda_distro(st)
+    if distro is None:
+        return None
+    mirror = gs.stack_of(ctx).nvidia.cuda_repo
+    base = (mirror or CUDA_BASE).rstrip("/")
+    if base.endswith(("/x86_64", "/sbsa")):
+        return base + "/"
+    return f"{base}/{distro}/"
+
+
+def cuda_list_file(st: StackState) -> str:
+    distro = (cuda_distro(st) or "cuda/x86_64").split("/")
+    return f"/etc/apt/sources.list.d/cuda-{distro[0]}-{distro[1]}.list"
+
+
 def repo_commands(st: StackState, ctx: Any) -> list[Command]:
-    spec = gs.stack_of(ctx)
-    mirror = spec.nvidia.cuda_repo
-    if mirror is None and spec.apt_mirror is not None:
-        return list(gs.apt_mirror_commands(st, spec.apt_mirror))  # the mirror carries the driver
+    mirror = gs.stack_of(ctx).nvidia.cuda_repo
+    url = cuda_repo_url(st, ctx)
     distro = cuda_distro(st)
     if st.family == "rhel":
         if any(r.startswith(("[cuda-rhel9", "[glm5cluster-cuda")) for r in st.yum_repos):
             return []
         crb = (["subscription-manager", "repos", "--enable", f"codeready-builder-for-rhel-9-{st.arch}-rpms"]
                if st.os_id == "rhel" else ["dnf", "config-manager", "--set-enabled", "crb"])
-        cmds: list[Command] = [gs.install(st, ["dnf-plugins-core", "epel-release"] if st.os_id != "rhel" else ["dnf-plugins-core"], "dnf plugins, EPEL"),
+        plugins = ["dnf-plugins-core", "epel-release"] if st.os_id != "rhel" else ["dnf-plugins-core"]
+        cmds: list[Command] = [gs.install(st, plugins, "dnf plugins, EPEL"),
                                Shell.cmd(*crb, sudo=True, description="enable CRB")]
         if mirror:
-            repo = f"[glm5cluster-cuda]\nname=CUDA (site mirror)\nbaseurl={mirror}\nenabled=1\ngpgcheck=1\ngpgkey={mirror.rstrip('/')}/D42D0685.pub\n"
+            repo = (f"[glm5cluster-cuda]\nname=CUDA (site mirror)\nbaseurl={url}\nenabled=1\ngpgcheck=1\n"
+                    f"gpgkey={url}D42D0685.pub\n")
             cmds.append(Upload("/etc/yum.repos.d/glm5cluster-cuda.repo", repo.encode(), 0o644, sudo=True))
         else:
             cmds.append(Shell.cmd("dnf", "config-manager", "--add-repo", f"{CUDA_BASE}/{distro}/cuda-rhel9.repo",
                                   sudo=True, description="add the CUDA repository"))
         return cmds
-    base = (mirror or f"{CUDA_BASE}/{distro}").rstrip("/")
-    if any(base in ln for ln in st.apt_sources) and st.has("cuda-keyring"):
+    assert url is not None
+    if st.has("cuda-keyring") and any(url.rstrip("/") in ln for ln in st.apt_sources):
         return []
     cmds = []
     contrib = gs.debian_contrib_command(st)
     if contrib is not None:
         cmds.append(contrib)
+    # cuda-keyring installs NVIDIA's key and a list naming developer.download.nvidia.com; with a
+    # site mirror the list is rewritten to the mirror (same key: the mirror serves the signed repo).
     script = (
         "set -e; t=$(mktemp -d); "
-        f"curl -fsSL {shlex.quote(base + '/' + KEYRING_DEB)} -o \"$t/k.deb\"; dpkg -i \"$t/k.deb\"; rm -rf \"$t\""
+        f"curl -fsSL {shlex.quote(url + KEYRING_DEB)} -o \"$t/k.deb\"; dpkg -i \"$t/k.deb\"; rm -rf \"$t\""
     )
-    cmds.append(Shell.sh(script, sudo=True, timeout=300, description=f"install cuda-keyring from {base}"))
-    if mirror:  # the keyring package writes the official URL; point the list at the mirror
-        line = f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {base}/ /"
-        cmds.append(Shell.sh(f"printf '%s\\n' {shlex.quote(line)} > /etc/apt/sources.list.d/cuda-{distro.split('/')[0] if distro else 'mirror'}-{st.arch}.list",
-                             sudo=True, description="point the CUDA repository at the mirror"))
+    cmds.append(Shell.sh(script, sudo=True, timeout=300, description=f"install cuda-keyring from {url}"))
+    if mirror:
+        line = f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {url} /"
+        cmds.append(Upload(cuda_list_file(st), (line + "\n").encode(), 0o644, sudo=True,
+                           description="point the CUDA repository at the mirror"))
     cmds.append(gs.apt_update())
     return cmds
+
+
+def unmanaged_driver(st: StackState, br: str) -> str | None:
+    """A working driver of branch ``br`` that no package of ours installed (a vendor ``.run``
+    installer, an image): its version, else None. Left alone rather than fought over."""
+    if installed_driver_version(st, br) is not None or not st.smi_ok or not st.smi_driver:
+        return None
+    return st.smi_driver if st.smi_driver.startswith(f"{br}.") else None
+
+
+def reboot_pending(st: StackState, br: str) -> bool:
+    """The driver installed on disk is not the one loaded (or none is loaded yet)."""
+    have = installed_driver_version(st, br)
+    loaded = st.loaded_driver or (st.smi_driver if st.smi_ok else None)
+    return st.smi_mismatch or (have is not None and have != loaded)
 
 
 class NvidiaDriver(Task[StackParams]):
@@ -135,6 +171,9 @@ class NvidiaDriver(Task[StackParams]):
         batches = driver_packages(st, br, open_modules)
         wanted = [p for b in batches for p in b]
         have = installed_driver_version(st, br)
+        outside = unmanaged_driver(st, br)
+        if outside is not None:
+            return NoOp(f"driver {outside} loaded and working, installed outside the package manager: left as is")
         missing = [p for p in wanted if not st.has(p)]
         if st.family == "rhel" and have is None:
             missing = wanted
@@ -181,6 +220,16 @@ class NvidiaPersistence(Task[StackParams]):
         gpus_on = bool(st.gpus) and all(g.persistence for g in st.gpus)
         if st.active(unit) and st.enabled(unit) and (gpus_on or not st.smi_ok):
             return NoOp("nvidia-persistenced active and enabled" + (", persistence Enabled on every GPU" if gpus_on else ""))
+        if gpus_on and not st.has(unit):
+            return NoOp("persistence Enabled on every GPU (driver not from packages: no nvidia-persistenced unit)")
+        if reboot_pending(st, branch(params, ctx)):
+            # the daemon needs the new driver loaded: enable it now, it starts with the reboot
+            if st.enabled(unit):
+                return NoOp("nvidia-persistenced enabled; starts after the pending reboot")
+            return Change([Upload(PERSISTENCED_DROPIN, PERSISTENCED_UNIT.encode(), 0o644, sudo=True),
+                           Shell.cmd("systemctl", "daemon-reload", sudo=True),
+                           Shell.cmd("systemctl", "enable", unit, sudo=True)],
+                          "enable nvidia-persistenced (persistence mode); it starts after the pending reboot")
         cmds: list[Command] = [
             Upload(PERSISTENCED_DROPIN, PERSISTENCED_UNIT.encode(), 0o644, sudo=True),
             Shell.cmd("systemctl", "daemon-reload", sudo=True),
@@ -191,11 +240,13 @@ class NvidiaPersistence(Task[StackParams]):
 
 
 def fabric_manager_packages(st: StackState, br: str, version: str) -> list[str]:
+    """Fabric manager pinned to exactly the driver version (gpu-stack.md 1.5). ``libnvidia-nscq``
+    (NVSwitch queries for DCGM) is not needed to serve and is left to the site."""
     if st.family == "rhel":
         return [f"nvidia-fabricmanager-{version}"]
     if int(br) >= 580:
-        return [f"nvidia-fabricmanager={version}-1", f"libnvidia-nscq={version}-1"]
-    return [f"nvidia-fabricmanager-{br}={version}-1", f"libnvidia-nscq-{br}={version}-1"]
+        return [f"nvidia-fabricmanager={version}-1"]
+    return [f"nvidia-fabricmanager-{br}={version}-1"]
 
 
 class FabricManager(Task[StackParams]):
@@ -214,18 +265,19 @@ class FabricManager(Task[StackParams]):
         if not gs.has_nvswitch(ctx, st):
             return Skip("no NVSwitch on this board: fabric manager not needed")
         br = branch(params, ctx)
-        drv = installed_driver_version(st, br)
+        drv = installed_driver_version(st, br) or unmanaged_driver(st, br)
         if drv is None:
             return Fail(f"fabric manager needs the driver first (branch {br} not installed)",
                         "run gpu.nvidia_driver before gpu.fabric_manager")
         fm_name = "nvidia-fabricmanager" if int(br) >= 580 or st.family == "rhel" else f"nvidia-fabricmanager-{br}"
         fm_ver = st.packages.get(fm_name)
         cmds: list[Command] = []
-        pinned = [fm_name] + (["libnvidia-nscq" if int(br) >= 580 else f"libnvidia-nscq-{br}"] if st.family == "debian" else [])
+        pinned = [fm_name]
         if fm_ver is None or gs.upstream(fm_ver) != drv:
             if not gs.stack_of(ctx).manage:
                 return Fail(f"fabric manager {fm_ver or 'missing'} != driver {drv}",
                             "stack.manage is false: install nvidia-fabricmanager at the driver version")
+            cmds += repo_commands(st, ctx)
             cmds += gs.unhold(st, pinned)
             cmds.append(gs.install(st, fabric_manager_packages(st, br, drv), f"install fabric manager {drv}"))
             cmds += gs.hold(replace(st, held=frozenset()), pinned)
@@ -238,6 +290,12 @@ class FabricManager(Task[StackParams]):
                 cmds.append(Upload("/etc/modules-load.d/glm5cluster-nvlsm.conf", b"mlx5_core\nib_umad\n", 0o644, sudo=True))
                 cmds.append(Shell.cmd("modprobe", "-a", "mlx5_core", "ib_umad", sudo=True))
         unit = "nvidia-fabricmanager"
+        if reboot_pending(st, br):  # FM refuses to start until the new driver is loaded
+            if not st.enabled(unit):
+                cmds.append(Shell.cmd("systemctl", "enable", unit, sudo=True))
+            if cmds:
+                return Change(cmds, f"fabric manager {drv} (= driver) installed, held and enabled; starts after the pending reboot")
+            return NoOp(f"fabric manager {drv} = driver, enabled; starts after the pending reboot")
         if cmds or not st.active(unit) or not st.enabled(unit):
             cmds.append(Shell.cmd("systemctl", "enable", unit, sudo=True))
             cmds.append(Shell.cmd("systemctl", "restart" if cmds[:-1] else "start", unit, sudo=True,

@@ -8,10 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from glm5cluster.tasks.amd import AmdRocm
 from glm5cluster.tasks.base import Params, Task
+from glm5cluster.tasks.container import DockerEngine, NvidiaContainerToolkit
 from glm5cluster.tasks.files import DirectoryTask, FileTask
+from glm5cluster.tasks.nvidia import FabricManager, NvidiaDriver, NvidiaPersistence
 from glm5cluster.tasks.probe import CommandTask, DiskFreeTask, FactsTask
+from glm5cluster.tasks.reboot import GpuVerify
+from glm5cluster.tasks.sglang_runtime import SglangImage, SglangVenv
 from glm5cluster.tasks.systemd import SystemdUnitTask
+from glm5cluster.tasks.weights import WeightsTools
 
 _command = CommandTask()
 
@@ -23,6 +29,18 @@ TASKS: Mapping[str, Task[Any]] = {
     "directory": DirectoryTask(),
     "systemd_unit": SystemdUnitTask(),
     "disk_free": DiskFreeTask(),
+    # GPU stack, SGLang runtime, weights tools (issue 4); gpu.reboot, sglang.flagcheck and
+    # weights.stage are procedures (engine/procedures/__init__.py).
+    "gpu.docker_engine": DockerEngine(),
+    "gpu.nvidia_driver": NvidiaDriver(),
+    "gpu.nvidia_persistence": NvidiaPersistence(),
+    "gpu.fabric_manager": FabricManager(),
+    "gpu.nvidia_container_toolkit": NvidiaContainerToolkit(),
+    "gpu.amd_rocm": AmdRocm(),
+    "gpu.verify": GpuVerify(),
+    "sglang.image": SglangImage(),
+    "sglang.venv": SglangVenv(),
+    "weights.tools": WeightsTools(),
 }
 
 

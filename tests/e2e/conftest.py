@@ -103,11 +103,13 @@ def make_lab(lab_home: Path, docker_client: object) -> Iterator[MakeLab]:
         name: str, hosts: int = 2, gpu: str = "H200", subnet: str = "172.28.90.0/24",
         gpus_per_node: int = 8, sudo_user_hosts: int = 0, overrides: list[str] | None = None,
         mirror: bool = False, hub_shards: int = 8, hub_shard_mb: float = 4.0, hub_rate_mbps: float = 0.0,
+        hub_token: str = "",
     ) -> Lab:
         settings = LabSettings(
             name=name, hosts=hosts, gpu=gpu.upper(), gpus_per_node=gpus_per_node, subnet=subnet,
             sudo_user_hosts=sudo_user_hosts, overrides=parse_overrides(list(overrides or []), hosts),
             mirror=mirror, hub_shards=hub_shards, hub_shard_mb=hub_shard_mb, hub_rate_mbps=hub_rate_mbps,
+            hub_token=hub_token,
         )
         if name not in made:
             made.append(name)

@@ -94,7 +94,7 @@ def test_missing_shard_is_caught_before_launch(lab: Any) -> None:
         lab.exec("node-2", f"mv {shard}.away {shard}")
     assert rc == 1, out
     assert re.search(r"node-2: .*1 weight file\(s\) missing or truncated .*model-00002-of-00004", out), out
-    assert "[4] launch" not in out  # stopped before the launch step ran
+    assert "[4] launch: 1 skipped" in out and "changed=1" not in out  # nothing launched
 
 
 def test_blocked_dist_init_port_is_caught_by_preflight(lab: Any) -> None:
@@ -109,5 +109,5 @@ def test_blocked_dist_init_port_is_caught_by_preflight(lab: Any) -> None:
         lab.exec("node-1", block.replace("-I INPUT", "-D INPUT"))
     assert rc == 1, out
     assert "node-2" in out and "cannot reach the head node-1 at 172.28.93.11:20000" in out, out
-    assert "[4] launch" not in out
+    assert "[4] launch: 1 skipped" in out and "changed=1" not in out  # nothing launched
     assert secs < 30

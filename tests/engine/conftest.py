@@ -63,7 +63,7 @@ def start_sshd(base: Path, port: int | None = None, host_key: Path | None = None
     port = port or free_port()
     cfg = base / "sshd_config"
     cfg.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base}/sshd.pid\n"
+        f"Port {port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.2\nHostKey {host_key}\nPidFile {base}/sshd.pid\n"
         f"AuthorizedKeysFile {auth}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
         f"PermitRootLogin prohibit-password\nMaxStartups 100:30:200\nMaxSessions 100\n"
         f"Subsystem sftp internal-sftp\nLogLevel ERROR\n{extra}"
@@ -78,7 +78,7 @@ def start_sshd(base: Path, port: int | None = None, host_key: Path | None = None
             time.sleep(0.05)
     known = base / "known_hosts"
     pub = host_key.with_suffix(".pub").read_text().split()
-    known.write_text(f"[127.0.0.1]:{port} {pub[0]} {pub[1]}\n")
+    known.write_text(f"[127.0.0.1]:{port},[127.0.0.2]:{port} {pub[0]} {pub[1]}\n")
     return LocalSshd(port, base, client, host_key.with_suffix(".pub"), known, proc)
 
 

@@ -7,15 +7,17 @@ from typing import Any
 
 import pytest
 
+from glm5cluster.commands import Shell
 from glm5cluster.connect.fake import FakeConnection
 from glm5cluster.connect.pool import ConnectionPool
 from glm5cluster.engine.events import EventKind, EventRecorder
 from glm5cluster.engine.playbook import Playbook, Step, load_playbook
-from glm5cluster.engine.report import Status
+from glm5cluster.engine.procedure import ClusterContext
+from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
 from glm5cluster.errors import InputError, TransportError
-from glm5cluster.tasks.base import HostContext
+from glm5cluster.tasks.base import HostContext, Params
 from tests.engine.fakes import TASKS, local_fake, node
 
 
@@ -229,3 +231,45 @@ def test_loaded_playbook_runs(tmp_path: Path) -> None:
                        "    params: {key: k, value: v}\n")
     env = Env(tmp_path, ["n1"])
     assert env.run(load_playbook(pb_file, TASKS)).changes == 1
+
+
+class _ProcParams(Params):
+    skip_host: str = ""
+
+
+class _Proc:
+    name = "echo_all"
+    Params = _ProcParams
+
+    def run(self, params: _ProcParams, ctx: ClusterContext) -> dict[str, StepResult]:
+        got = ctx.fan_out(lambda h: ctx.run(h, Shell.cmd("echo", h)))
+        out = {}
+        for h, r in got.items():
+            if h == params.skip_host:
+                continue
+            if r.error is not None:
+                out[h] = StepResult(Status.UNREACHABLE, message=str(r.error))
+            else:
+                ctx.progress(h, "echoed")
+                status = Status.CHANGED if ctx.check else Status.OK
+                out[h] = StepResult(status, r.value.stdout.strip() if r.value else "")
+        return out
+
+
+def test_procedure_step_gets_every_host(tmp_path: Path) -> None:
+    env = Env(tmp_path, ["n1", "n2", "n3"])
+    env.conns["n3"].fail_with(TransportError("n3 down"))
+    proc = _Proc()
+    pb = Playbook("p", "p.yaml", (
+        Step(0, "cluster", "echo_all", proc, _ProcParams(skip_host="n2"), "all"),
+        Step(1, "after", "set_value", TASKS["set_value"], TASKS["set_value"].Params(key="k", value="v"), "all"),
+    ))
+    report = env.run(pb)
+    res = report.steps[0].results
+    assert res["n1"].status is Status.OK and res["n1"].summary == "n1"
+    assert res["n2"].status is Status.FAILED and "gave no result" in res["n2"].message
+    assert res["n3"].status is Status.UNREACHABLE
+    assert set(report.steps[1].results) == {"n1"}
+    assert any(e.kind is EventKind.HOST_PROGRESS and e.host == "n1" for e in env.events.events)
+    check = env.run(pb, check=True)
+    assert check.steps[0].results["n1"].status is Status.CHANGED

@@ -170,3 +170,41 @@ def test_fan_out_timeout_and_errors_are_values() -> None:
 
 def test_local_sshd_is_root() -> None:
     assert os.geteuid() == 0 or pytest.skip("needs root for sshd")
+
+
+def test_output_complete_up_to_eof(sshd: LocalSshd) -> None:
+    """sshd may send the exit status before the last output; nothing may be cut off."""
+    c = conn(sshd)
+    try:
+        for _ in range(5):
+            r = c.run(Shell.sh("seq 1 100000; echo done >&2"))
+            assert r.ok and r.stdout.endswith("99999\n100000\n") and len(r.stdout.splitlines()) == 100000
+            assert r.stderr == "done\n"
+    finally:
+        c.close()
+
+
+def openssh(s: LocalSshd, known: Path | None = None, accept: bool = False) -> object:
+    from glm5cluster.connect.openssh import OpenSshConnection
+
+    t = target(s, known)
+    opts = ConnectOptions(accept_new_host_keys=accept, user_known_hosts=None, connect_attempts=1)
+    return OpenSshConnection("h1", resolve(t), t, opts)
+
+
+def test_openssh_transport(sshd: LocalSshd, tmp_path: Path) -> None:
+    c = openssh(sshd)
+    try:
+        r = c.run(Shell.sh("cat; echo err >&2; exit 5", stdin=Secret("t", "abc")))  # type: ignore[attr-defined]
+        assert (r.exit_code, r.stdout, r.stderr) == (5, "abc", "err\n")
+        dest = tmp_path / "f"
+        assert c.put(Upload(dest=str(dest), content=b"x\x00y", mode=0o600)).ok  # type: ignore[attr-defined]
+        assert dest.read_bytes() == b"x\x00y" and stat.S_IMODE(dest.stat().st_mode) == 0o600
+    finally:
+        c.close()  # type: ignore[attr-defined]
+    with pytest.raises(HostKeyError):
+        openssh(sshd, tmp_path / "empty").run(Shell.cmd("true"))  # type: ignore[attr-defined]
+    accepted = openssh(sshd, tmp_path / "new", accept=True)
+    assert accepted.run(Shell.cmd("true")).ok  # type: ignore[attr-defined]
+    accepted.close()  # type: ignore[attr-defined]
+    assert (tmp_path / "new").read_text().strip()

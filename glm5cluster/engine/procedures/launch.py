@@ -9,7 +9,7 @@ every rank again (head first). A rank is never restarted alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from glm5cluster.commands import CommandResult, Shell, Upload
 from glm5cluster.engine.procedure import ClusterContext, Params
@@ -72,6 +72,22 @@ def selected_replicas(ctx: ClusterContext, results: dict[str, StepResult]) -> li
     return out
 
 
+def per_replica(ctx: ClusterContext, replicas: list[Replica], what: str,
+                fn: Callable[[Replica], dict[str, StepResult]]) -> dict[str, StepResult]:
+    """``fn`` for each replica in parallel; a replica whose ``fn`` raised fails on all its ranks."""
+    out: dict[str, StepResult] = {}
+    if not replicas:
+        return out
+    got = ctx.fan_out(lambda i: fn(replicas[int(i)]), [str(i) for i in range(len(replicas))], timeout=None)
+    for i, hr in got.items():
+        if hr.ok and hr.value is not None:
+            out.update(hr.value)
+        else:
+            for r in replicas[int(i)].ranks:
+                out[r.node.name] = StepResult(Status.FAILED, message=f"{what} failed: {hr.error}")
+    return out
+
+
 class Launch:
     name = "launch"
     Params = LaunchParams
@@ -89,14 +105,7 @@ class Launch:
                     results[r.node.name] = StepResult(Status.FAILED, message=problem,
                                                       hint="export the variable before running up")
             return results
-        got = ctx.fan_out(lambda i: self._replica(params, ctx, replicas[int(i)], key),
-                          [str(i) for i in range(len(replicas))], timeout=None)
-        for i, hr in got.items():
-            if hr.ok and hr.value is not None:
-                results.update(hr.value)
-            else:
-                for r in replicas[int(i)].ranks:
-                    results[r.node.name] = StepResult(Status.FAILED, message=f"launch failed: {hr.error}")
+        results.update(per_replica(ctx, replicas, "launch", lambda rep: self._replica(params, ctx, rep, key)))
         return results
 
     def _replica(self, params: LaunchParams, ctx: ClusterContext, rep: Replica,

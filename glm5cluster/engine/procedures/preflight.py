@@ -24,7 +24,7 @@ from pydantic import Field
 
 from glm5cluster.commands import Shell
 from glm5cluster.engine.procedure import ClusterContext, Params
-from glm5cluster.engine.procedures.launch import selected_replicas
+from glm5cluster.engine.procedures.launch import per_replica, selected_replicas
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
 from glm5cluster.facts.amd import AmdGpus
@@ -79,14 +79,7 @@ class Preflight:
         if ctx.topology is None:
             return {h: StepResult(Status.FAILED, message="the inventory forms no topology") for h in ctx.hosts}
         replicas = selected_replicas(ctx, results)
-        got = ctx.fan_out(lambda i: _Replica(params, ctx, replicas[int(i)]).run(),
-                          [str(i) for i in range(len(replicas))])
-        for i, hr in got.items():
-            if hr.ok and hr.value is not None:
-                results.update(hr.value)
-            else:
-                for r in replicas[int(i)].ranks:
-                    results[r.node.name] = StepResult(Status.FAILED, message=f"preflight failed: {hr.error}")
+        results.update(per_replica(ctx, replicas, "preflight", lambda rep: _Replica(params, ctx, rep).run()))
         return results
 
 

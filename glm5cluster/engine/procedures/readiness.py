@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from glm5cluster.commands import Secret, Shell
 from glm5cluster.engine.procedure import ClusterContext, Params
-from glm5cluster.engine.procedures.launch import api_key_of, selected_replicas
+from glm5cluster.engine.procedures.launch import api_key_of, per_replica, selected_replicas
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.facts.serving import RankState, parse_poll, poll_script
 from glm5cluster.facts.sglang_log import (
@@ -102,14 +102,7 @@ class Readiness:
                     results[r.node.name] = StepResult(Status.SKIPPED, "check mode: readiness is judged after a launch")
             return results
         key, _ = api_key_of(ctx.inventory, os.environ)
-        got = ctx.fan_out(lambda i: _Watch(params, ctx, replicas[int(i)], key).run(),
-                          [str(i) for i in range(len(replicas))], timeout=None)
-        for i, hr in got.items():
-            if hr.ok and hr.value is not None:
-                results.update(hr.value)
-            else:
-                for r in replicas[int(i)].ranks:
-                    results[r.node.name] = StepResult(Status.FAILED, message=f"readiness watch failed: {hr.error}")
+        results.update(per_replica(ctx, replicas, "readiness watch", lambda rep: _Watch(params, ctx, rep, key).run()))
         return results
 
 
@@ -219,7 +212,8 @@ class _Watch:
         noticed = ""
         if st is not None and st.exited_at and st.now:
             noticed = f" (noticed {max(0.0, st.now - st.exited_at):.1f}s after it exited)"
-        msg = f"replica {self.rep.index}: {diag.message()}{noticed}"
+        msg = (f"replica {self.rep.index}: rank {diag.rank} on {diag.host}: {diag.cause.title}{noticed}: "
+               f"{diag.evidence}")
         hint = f"{diag.cause.fix}; then re-run `glm5cluster up` (the whole group restarts)"
         out = {}
         for r in self.ranks:

@@ -15,27 +15,13 @@ from glm5cluster.errors import TransportError
 from glm5cluster.facts.packages import StackFact, StackState
 from glm5cluster.tasks.reboot import driver_parity, loaded_driver, reboot_reason
 
+MARKER = "/run/glm5cluster-reboot-pending"
+
 
 class RebootParams(Params):
     allow_reboot: bool = False  # the CLI's --allow-reboot also allows it (ctx.allow_reboot)
     ssh_deadline: float = 900.0  # seconds to wait for SSH after a reboot
     poll_interval: float = 3.0
-
-
-def _reconnect(ctx: ClusterContext, host: str) -> None:
-    """Drop the pool's connection so the next ``ctx.run`` opens a fresh one."""
-    fn = getattr(ctx, "reconnect", None)
-    if callable(fn):
-        fn(host)
-        return
-    pool: Any = ctx._pool
-    with pool._lock:
-        conn = pool._conns.pop(host, None)
-    if conn is not None:
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001, S110 - the host is rebooting
-            pass
 
 
 def _probe(ctx: ClusterContext, host: str) -> StackState:
@@ -59,11 +45,13 @@ class Reboot:
             why = reboot_reason(r.value, ctx.nodes[h].gpu_kind.vendor, br)
             if why:
                 need[h] = why
-        if need and not (params.allow_reboot or bool(getattr(ctx, "allow_reboot", False))):
+        if need and not (params.allow_reboot or ctx.allow_reboot):
             names = ", ".join(sorted(need))
             for h, why in need.items():
-                results[h] = StepResult(Status.FAILED, message=f"reboot needed ({why}); hosts needing one: {names}",
-                                        hint="re-run with --allow-reboot, or reboot these hosts yourself")
+                results[h] = StepResult(Status.FAILED,
+                                        message=f"{h} needs a reboot ({why}); not rebooting without --allow-reboot "
+                                                f"(hosts needing one: {names})",
+                                        hint="re-run with --allow-reboot, or reboot these hosts yourself and re-run")
         elif need and ctx.check:
             for h, why in need.items():
                 results[h] = StepResult(Status.CHANGED, f"would reboot: {why}")
@@ -79,7 +67,10 @@ class Reboot:
         return results
 
     def _reboot_one(self, ctx: ClusterContext, host: str, params: RebootParams, br: str) -> StepResult:
-        before = ctx.run(host, Shell.sh("cat /proc/sys/kernel/random/boot_id", description="boot id"))
+        # A reboot shows as a new boot id, or as our marker gone from /run (a tmpfs on every
+        # systemd host; in the lab, where hosts are containers, the boot id is the machine's).
+        before = ctx.run(host, Shell.sh(f"touch {MARKER}; cat /proc/sys/kernel/random/boot_id", sudo=True,
+                                        description="boot id"))
         boot_id = before.stdout.strip()
         ctx.progress(host, "rebooting")
         try:
@@ -87,21 +78,25 @@ class Reboot:
                                    timeout=30, description="reboot"))
         except TransportError:
             pass  # the connection may drop as the host goes down
-        _reconnect(ctx, host)
+        ctx.reconnect(host)
         deadline = time.monotonic() + params.ssh_deadline
-        time.sleep(5)
+        time.sleep(min(5.0, params.poll_interval * 2))
+        probe = Shell.sh(f"test -e {MARKER} && echo same-boot; cat /proc/sys/kernel/random/boot_id", timeout=15)
         while True:
             try:
-                now = ctx.run(host, Shell.sh("cat /proc/sys/kernel/random/boot_id", timeout=15)).stdout.strip()
-                if now and now != boot_id:
+                out = ctx.run(host, probe).stdout
+                now = out.strip().splitlines()[-1] if out.strip() else ""
+                if now and ("same-boot" not in out or now != boot_id):
                     break
             except TransportError:
-                _reconnect(ctx, host)
+                ctx.reconnect(host)
             if time.monotonic() > deadline:
                 return StepResult(Status.UNREACHABLE, message=f"no SSH within {params.ssh_deadline:.0f}s after reboot",
                                   hint="check the host's console")
             ctx.progress(host, "waiting for SSH after reboot")
             time.sleep(params.poll_interval)
+        ctx.progress(host, "back up; waiting for the boot to finish")
+        ctx.run(host, Shell.sh("systemctl is-system-running --wait >/dev/null 2>&1 || true", timeout=120))
         ctx.progress(host, "back up; verifying the driver")
         st = _probe(ctx, host)
         still = reboot_reason(st, ctx.nodes[host].gpu_kind.vendor, br)

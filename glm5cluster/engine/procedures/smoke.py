@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from glm5cluster.commands import Secret, Shell
 from glm5cluster.engine.procedure import ClusterContext, Params
-from glm5cluster.engine.procedures.launch import api_key_of
+from glm5cluster.engine.procedures.launch import api_key_of, selected_replicas
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
 from glm5cluster.sglang.args import served_model_name
@@ -80,10 +80,11 @@ class Smoke:
         inv = ctx.inventory
         model = served_model_name(inv)
         key, problem = api_key_of(inv, os.environ)
-        heads = {rep.head.node.name: rep for rep in ctx.topology.replicas if rep.head.node.name in ctx.hosts}
-        for h in ctx.hosts:
-            if h not in heads:
-                results[h] = StepResult(Status.SKIPPED, "not a replica head (only node 0 serves)")
+        replicas = selected_replicas(ctx, results)  # only groups whose every rank is still alive
+        heads = {rep.head.node.name: rep for rep in replicas}
+        for rep in replicas:
+            for r in rep.ranks[1:]:
+                results[r.node.name] = StepResult(Status.SKIPPED, f"rank {r.node_rank}: only node 0 serves requests")
         if ctx.check:
             results.update({h: StepResult(Status.SKIPPED, "check mode: no requests sent") for h in heads})
             return results
@@ -115,6 +116,6 @@ class Smoke:
                                          f"(reasoning_content), instruct, tool call ({doc['tool']['tools'][0]}) "
                                          f"passed in {secs}s")
 
-        for h, hr in ctx.fan_out(one, list(heads)).items():
+        for h, hr in (ctx.fan_out(one, list(heads)) if heads else {}).items():
             results[h] = hr.value if hr.ok and hr.value else StepResult(Status.FAILED, message=str(hr.error))
         return results

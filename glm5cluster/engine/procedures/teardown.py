@@ -26,11 +26,21 @@ from glm5cluster.errors import GlmError, TransportError
 from glm5cluster.facts.footprint import Footprint, Item, footprint_script, parse_footprint
 from glm5cluster.facts.units import UNIT_DIR
 from glm5cluster.model.inventory import Runtime
-from glm5cluster.render import docker_image
+from glm5cluster.render import CONFIG_DIR, docker_image, unit_stem
 
 # Never purged, whatever the inventory says.
 PROTECTED = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
              "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/mnt", "/media", "/data"}
+
+
+def name_prefix(cluster: str) -> str:
+    """``glm5-<cluster>-r``: every replica's unit (``.service``) and container name starts so."""
+    stem = unit_stem(cluster, 0)
+    return stem[: -len("0")]
+
+
+def cluster_config_dir(cluster: str) -> str:
+    return f"{CONFIG_DIR}/{cluster}"
 
 
 class TeardownParams(Params):
@@ -165,11 +175,12 @@ class Teardown:
         return results
 
     def _footprint(self, ctx: ClusterContext, host: str, cluster: str) -> Footprint:
-        res = ctx.run(host, Shell.sh(footprint_script(cluster), sudo=True, timeout=60,
+        script = footprint_script(cluster, name_prefix(cluster), cluster_config_dir(cluster))
+        res = ctx.run(host, Shell.sh(script, sudo=True, timeout=60,
                                      description=f"list units/containers of cluster {cluster}"))
         if not res.ok:
             raise GlmError(f"cannot list the units/containers of {cluster}: {res.tail(3)}")
-        return parse_footprint(cluster, res)
+        return parse_footprint(cluster, name_prefix(cluster), res)
 
     def _plan(self, fp: Footprint, cluster: str, purge_note: str) -> StepResult:
         if fp.empty:

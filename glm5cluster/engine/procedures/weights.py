@@ -34,7 +34,10 @@ KEY_TAG = "glm5cluster-ephemeral"
 
 class StageParams(Params):
     verify_weights: bool = False  # re-hash every file (``--verify-weights``)
-    workers: int = 4
+    workers: int = 4  # parallel files per node (peer copies; `each` downloads)
+    seed_workers: int = 1  # parallel hub downloads on the fan-out seed: one at a time, so files
+    # complete in order and the other nodes start copying the first while the rest download
+    # (the hub link is the bottleneck; more parallel downloads only finish them all later)
     poll_interval: float = 2.0
     fanout: int = 2
     tools_dir: str = W.TOOLS_DIR
@@ -189,7 +192,8 @@ class _Stage:
             needs = [W.NodeNeeds(h, tuple(todo.get(h, ()))) for h in state]
             order, hub_first = W.source_order(needs, self.seed)
             if hub_first:
-                plan[order[0]] = {**base, "commit": commit, "files": [by_path[p] for p in todo[order[0]]], "kind": "fetch"}
+                plan[order[0]] = {**base, "commit": commit, "files": [by_path[p] for p in todo[order[0]]], "kind": "fetch",
+                                  "workers": self.p.seed_workers if len(order) > 1 else self.p.workers}
             peers = W.fanout_parents(order, self.p.fanout)
             for child, parent in peers.items():
                 self.how[child] = f"peer {parent}"

@@ -95,6 +95,7 @@ class Progress:
         self.files_done = 0
         self.start = time.monotonic()
         self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
         self.error = ""
         self._last = 0.0
 
@@ -126,9 +127,10 @@ class Progress:
                    "error": self.error, "pid": os.getpid()}
             self._last = time.monotonic()
         p = sdir(self.root) / "progress.json"
-        tmp = p.with_name("progress.json.tmp")
-        tmp.write_text(json.dumps(rec))
-        os.replace(tmp, p)
+        with self.write_lock:  # workers report from several threads: one writer at a time
+            tmp = p.with_name("progress.json.tmp")
+            tmp.write_text(json.dumps(rec))
+            os.replace(tmp, p)
 
 
 def cmd_list(req: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +325,7 @@ class Peer:
                 return
             ready = {}
             for m in into.iterdir():
-                if m.name.startswith("."):
+                if m.name == ".state" or m.name.endswith(".tmp"):  # ".gitattributes" is a marker
                     continue
                 try:
                     ready[unquote(m.name)] = json.loads(m.read_text())

@@ -139,9 +139,46 @@ FM_PKGS = {"nvidia-driver-580-open": "580.95.05-0ubuntu1", "linux-headers-5.15.0
 def test_fabric_manager_locked_to_driver_version_on_hgx() -> None:
     out = plan(FabricManager(), StackParams(), probe("ubuntu2204", FM_PKGS))
     text = "\n".join(lines(out))
-    assert "nvidia-fabricmanager=580.95.05-1" in text and "libnvidia-nscq=580.95.05-1" in text
-    assert "apt-mark hold libnvidia-nscq nvidia-fabricmanager" in text
+    assert "nvidia-fabricmanager=580.95.05-1" in text
+    assert "apt-mark hold nvidia-fabricmanager" in text
     assert "systemctl enable nvidia-fabricmanager" in text
+    # no driver loaded yet (a reboot is pending): enabled, not started (it would fail)
+    assert "systemctl restart nvidia-fabricmanager" not in text and "pending reboot" in out.summary
+
+
+SMI_OK = "0, NVIDIA H200, 143771 MiB, 580.95.05, Enabled\n"
+PROC_OK = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.95.05  Release Build"
+
+
+def test_fabric_manager_started_once_the_driver_is_loaded() -> None:
+    out = plan(FabricManager(), StackParams(), probe("ubuntu2204", FM_PKGS, smi=SMI_OK, proc=PROC_OK))
+    assert "systemctl restart nvidia-fabricmanager" in "\n".join(lines(out))
+
+
+def test_mirror_base_url_gets_distro_and_arch_appended() -> None:
+    i = inv(nvidia={"cuda_repo": "http://10.0.0.2:8081/cuda/repos"})
+    text = "\n".join(lines(plan(NvidiaDriver(), StackParams(), probe("debian12"), inventory=i)))
+    assert "http://10.0.0.2:8081/cuda/repos/debian12/x86_64/cuda-keyring_1.1-1_all.deb" in text
+    assert "UPLOAD /etc/apt/sources.list.d/cuda-debian12-x86_64.list" in text
+
+
+def test_working_driver_from_outside_the_package_manager_is_left_alone() -> None:
+    out = plan(NvidiaDriver(), StackParams(), probe("ubuntu2204", smi=SMI_OK, proc=PROC_OK))
+    assert isinstance(out, NoOp) and "outside the package manager" in out.reason
+
+
+def test_no_module_tree_means_no_headers() -> None:
+    text = "\n".join(lines(plan(NvidiaDriver(), StackParams(), probe("debian12", extra="@@module_tree 1\n"))))
+    assert "linux-headers" not in text and "nvidia-driver-580-open" in text
+
+
+def test_docker_gets_the_inventory_insecure_registries() -> None:
+    daemon = '@@daemon_json 0\n{"log-driver": "json-file"}\n@@docker 0\n/usr/bin/docker\n'
+    st = probe("debian12", services="docker active enabled\n", extra=daemon)
+    out = plan(DockerEngine(), ContainerParams(), st, inventory=inv(insecure_registries=["10.0.0.2:5000"]))
+    assert isinstance(out, Change) and "10.0.0.2:5000" in out.summary
+    upload = next(c for c in out.commands if isinstance(c, Upload))
+    assert b'"insecure-registries": [\n    "10.0.0.2:5000"' in upload.content and b"json-file" in upload.content
 
 
 def test_fabric_manager_skipped_without_nvswitch() -> None:

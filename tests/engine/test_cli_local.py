@@ -1,0 +1,93 @@
+"""`glm5cluster run` / `exec` end to end over real SSH to a local sshd (no lab needed)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from glm5cluster.cli.main import main
+from tests.engine.conftest import LocalSshd
+
+
+@pytest.fixture
+def setup(sshd: LocalSshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GLM5CLUSTER_HOME", str(tmp_path / "g5"))
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(f"""
+cluster: {{name: local, gpu: {{kind: H200, count: 8}}}}
+ssh:
+  identity_file: {sshd.client_key}
+  known_hosts: {sshd.known_hosts}
+  port: {sshd.port}
+  connect_timeout: 5
+hosts:
+  - {{name: node-1, address: 127.0.0.1}}
+  - {{name: node-2, address: 127.0.0.2}}
+groups:
+  second: [node-2]
+model: {{repo: zai-org/GLM-5, weights_dir: /srv/models/GLM-5}}
+""")
+    work = tmp_path / "work"
+    pb = tmp_path / "pb.yaml"
+    pb.write_text(f"""
+name: local
+steps:
+  - name: dir
+    task: directory
+    params: {{path: {work}, mode: "0750"}}
+  - name: env
+    task: file
+    params: {{dest: {work}/env, content: "A=1\\n", mode: "0600"}}
+""")
+    return inv, pb, work
+
+
+def test_run_converges_then_noop_check_and_refusal(setup: tuple[Path, Path, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    inv, pb, work = setup
+    assert main(["run", str(inv), str(pb), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "CHECK RECAP" in out and "would change" in out and not work.exists()
+
+    assert main(["run", str(inv), str(pb)]) == 2  # changes, no terminal, no --yes
+    captured = capsys.readouterr()
+    assert "--yes" in captured.err and not work.exists()
+
+    assert main(["run", str(inv), str(pb), "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert stat.S_IMODE(os.stat(work / "env").st_mode) == 0o600 and (work / "env").read_text() == "A=1\n"
+    assert "logs: " in out
+
+    assert main(["run", str(inv), str(pb)]) == 0  # converged: no confirmation needed
+    out = capsys.readouterr().out
+    assert out.count("changed=0") == 2
+
+    (work / "env").write_text("A=2\n")
+    assert main(["run", str(inv), str(pb), "--check", "--limit", "second"]) == 0
+    out = capsys.readouterr().out
+    assert "[env] node-2: update" in out and "node-1" not in out.split("CHECK RECAP")[1]
+    assert (work / "env").read_text() == "A=2\n"
+
+
+def test_exec(setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inv, _, _ = setup
+    assert main(["exec", str(inv), "--", "echo", "hi there"]) == 0
+    out = capsys.readouterr().out
+    assert "node-1 | hi there" in out and "node-2 | exit 0" in out
+    assert main(["exec", str(inv), "--limit", "node-1", "--", "echo bad >&2; exit 4"]) == 1
+    out = capsys.readouterr().out
+    assert "node-1 (stderr) | bad" in out and "node-1 | exit 4" in out and "node-2" not in out
+
+
+def test_bad_playbook_is_exit_2(setup: tuple[Path, Path, Path], tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    inv, _, _ = setup
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - task: directory\n    params: {pth: /x}\n")
+    assert main(["run", str(inv), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:3: steps[0].params.pth: unknown parameter 'pth'" in err

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import io
+
+from glm5cluster.cli.display import Display
+from glm5cluster.engine.events import Event, EventKind
+from glm5cluster.engine.report import RunReport, Status, StepReport, StepResult
+
+
+def report() -> RunReport:
+    r = RunReport("converge", ["node-1", "node-2", "node-3"], log_dir="/tmp/runs/x")
+    s1 = StepReport(0, "env file", "file")
+    s1.results = {"node-1": StepResult(Status.OK, "present", 0.1),
+                  "node-2": StepResult(Status.CHANGED, "update /etc/x", 0.2),
+                  "node-3": StepResult(Status.UNREACHABLE, message="node-3: connection refused", duration=3.0,
+                                       hint="check that the host is up")}
+    s2 = StepReport(1, "unit", "systemd_unit")
+    s2.results = {"node-1": StepResult(Status.FAILED, "start unit", 0.5, message="systemctl start exited 1",
+                                       exit_code=1, tail="Job failed\nsee journalctl"),
+                  "node-2": StepResult(Status.OK, "running", 0.1)}
+    r.steps = [s1, s2]
+    return r
+
+
+def test_recap_names_host_step_exit_code_tail_and_log() -> None:
+    out = io.StringIO()
+    d = Display(out, live=False)
+    rep = report()
+    d.recap(rep, rep.log_dir)
+    text = out.getvalue()
+    assert "node-2  ok          ok=1  changed=1  failed=0  skipped=0  unreachable=0" in text
+    assert "node-3  UNREACHABLE" in text
+    assert "FAILED: node-1: step 'unit': exit 1 systemctl start exited 1" in text
+    assert "    | see journalctl" in text
+    assert "log: /tmp/runs/x/node-1.log" in text and "logs: /tmp/runs/x" in text
+    assert "hint: check that the host is up" in text
+    assert rep.exit_code == 1 and rep.failed_hosts() == ["node-1", "node-3"]
+
+
+def test_plain_events_and_live_mode() -> None:
+    for live in (False, True):
+        out = io.StringIO()
+        d = Display(out, live=live)
+        d(Event(EventKind.RUN_STARTED, hosts=("n1", "n2")))
+        d(Event(EventKind.PHASE, message="apply", hosts=("n1", "n2")))
+        d(Event(EventKind.STEP_STARTED, 0, "dir", hosts=("n1", "n2")))
+        d(Event(EventKind.HOST_STARTED, 0, "dir", "n1"))
+        d(Event(EventKind.HOST_FINISHED, 0, "dir", "n1", result=StepResult(Status.CHANGED, "create /x", 0.1)))
+        d(Event(EventKind.HOST_FINISHED, 0, "dir", "n2", result=StepResult(Status.OK, "present", 0.1)))
+        d(Event(EventKind.STEP_FINISHED, 0, "dir", hosts=("n1", "n2")))
+        d(Event(EventKind.RUN_FINISHED))
+        d.close()
+        text = out.getvalue()
+        assert "n1: changed: create /x" in text and "[1] dir: 1 changed, 1 ok" in text

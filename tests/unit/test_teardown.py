@@ -1,0 +1,100 @@
+"""down's pure parts: the footprint of a cluster (never another's), the order of a teardown
+(heads drained first), idempotence, and purge guards; with the in-package FakeConnection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glm5cluster.commands import CommandResult, Shell
+from glm5cluster.connect.fake import FakeConnection
+from glm5cluster.connect.pool import ConnectionPool
+from glm5cluster.engine.playbook import Playbook, Step
+from glm5cluster.engine.procedures.teardown import (
+    Teardown,
+    TeardownParams,
+    name_prefix,
+    purge_script,
+)
+from glm5cluster.engine.report import Status
+from glm5cluster.engine.runner import RunOptions, run_playbook
+from glm5cluster.facts.footprint import footprint_script, parse_footprint
+from glm5cluster.model.loader import load_inventory
+
+INV = """\
+version: 1
+cluster: {name: lab, gpu: {kind: H200, count: 8}}
+hosts:
+- {name: node-1, address: 10.0.0.11}
+- {name: node-2, address: 10.0.0.12}
+model: {repo: zai-org/GLM-5, weights_dir: /srv/models/GLM-5}
+"""
+
+LISTING = (
+    "unit\tglm5-lab-r0.service\tactive\tGLM-5 SGLang lab replica 0 rank {rank}/2\n"
+    "unit\tglm5-lab-r1-r0.service\tactive\tGLM-5 SGLang lab-r1 replica 0 rank 0/2\n"  # cluster lab-r1
+    "container\tglm5-lab-r0\trunning\t{rank}\tlab\n"
+    "container\tglm5-other-r0\trunning\t0\tother\n"
+    "dir\t/etc/glm5cluster/lab\n"
+)
+
+
+def test_footprint_keeps_only_this_clusters_names() -> None:
+    fp = parse_footprint("lab", "glm5-lab-r", CommandResult("", 0, LISTING.format(rank=1)))
+    assert [i.name for i in fp.units] == ["glm5-lab-r0.service"]
+    assert [(i.name, i.rank) for i in fp.containers] == [("glm5-lab-r0", 1)]
+    assert fp.config_dir == "/etc/glm5cluster/lab" and not fp.empty
+    assert parse_footprint("lab", "glm5-lab-r", CommandResult("", 0, "")).empty
+    script = footprint_script("lab", name_prefix("lab"), "/etc/glm5cluster/lab")
+    assert "glm5-lab-r*.service" in script and "label=glm5cluster.cluster=lab" in script
+
+
+class Host:
+    """A host that holds this cluster's unit until the removal script ran."""
+
+    def __init__(self, name: str, rank: int, order: list[str]) -> None:
+        self.name, self.rank, self.order, self.removed = name, rank, order, False
+
+    def __call__(self, cmd: Shell) -> CommandResult:
+        line = cmd.command_line()
+        if "systemctl list-units" in line:
+            out = "" if self.removed else (
+                f"unit\tglm5-lab-r0.service\tactive\tGLM-5 SGLang lab replica 0 rank {self.rank}/2\n"
+                "dir\t/etc/glm5cluster/lab\n")
+            return CommandResult("", 0, out)
+        if "timeout 300 systemctl stop" in line:
+            self.order.append(f"drain {self.name}")
+        elif "daemon-reload" in line:
+            self.order.append(f"remove {self.name}")
+            assert "glm5-lab-r1-r0" not in line and "other" not in line
+            self.removed = True
+        return CommandResult("", 0)
+
+
+def _down(tmp_path: Path, hosts: dict[str, Host], check: bool = False, purge: bool = False):  # type: ignore[no-untyped-def]
+    inv_file = tmp_path / "inv.yaml"
+    inv_file.write_text(INV)
+    loaded = load_inventory(inv_file)
+    conns = {n: FakeConnection(n, responder=h) for n, h in hosts.items()}
+    pb = Playbook("down", "-", (Step(0, "down", "teardown", Teardown(), TeardownParams(purge=purge)),))
+    with ConnectionPool(loaded.nodes, factory=lambda node: conns[node.name]) as pool:
+        return run_playbook(pb, loaded.inventory, loaded.nodes, pool, RunOptions(check=check)), conns
+
+
+def test_head_drains_before_workers_stop_and_a_second_down_does_nothing(tmp_path: Path) -> None:
+    order: list[str] = []
+    hosts = {"node-1": Host("node-1", 0, order), "node-2": Host("node-2", 1, order)}
+    report, _ = _down(tmp_path, hosts, check=True)
+    assert report.changes == 2 and order == []  # --check changes nothing
+    report, _ = _down(tmp_path, hosts)
+    assert report.exit_code == 0 and report.changes == 2
+    assert order[0] == "drain node-1" and "drain node-2" not in order
+    assert order.index("drain node-1") < order.index("remove node-2")
+    again, _ = _down(tmp_path, hosts)
+    assert again.changes == 0 and all(r.status is Status.OK for r in again.steps[0].results.values())
+
+
+def test_purge_keeps_what_another_cluster_uses() -> None:
+    script = purge_script(["/srv/models/GLM-5", "/opt/glm5cluster/venv"], ["lmsysorg/sglang:v0.5.23"])
+    assert "in_use '/srv/models/GLM-5'" in script or "in_use /srv/models/GLM-5" in script
+    assert "rm -rf -- /srv/models/GLM-5" in script and "docker rmi lmsysorg/sglang:v0.5.23" in script
+    assert "kept" in script
