@@ -83,6 +83,22 @@ def floor_script(inv: Path) -> str:
     return FactBatch(wanted).command().command_line()
 
 
+def host_facts_script(inv: Path) -> str:
+    """The remote part of the playbook's "gather facts" step (OS, GPUs, driver, Python, Docker,
+    systemd, disk): pyinfra and Ansible run it as their facts step too, so every tool does the
+    same remote work and the comparison measures orchestration alone."""
+    sys.path.insert(0, str(ROOT))
+    from glm5cluster.engine.playbook import load_playbook
+    from glm5cluster.model.loader import load_inventory
+    from glm5cluster.tasks.base import HostContext
+
+    loaded = load_inventory(inv)
+    step = load_playbook(PLAYBOOK).steps[0]
+    ctx = HostContext(node=loaded.nodes[0], inventory=loaded.inventory)
+    (fact,) = step.task.facts(step.params, ctx).values()
+    return str(fact.command().command_line())
+
+
 def ssh_base(ssh: dict[str, str], control: Path | None = None) -> list[str]:
     argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-i", ssh["identity_file"]]
@@ -143,9 +159,13 @@ def write_ansible(inv: Path, work: Path) -> tuple[Path, Path, Path]:
         f"ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile={ssh['known_hosts']} "
         "-o StrictHostKeyChecking=yes\n"
         f"control_path_dir = {work}/cp\n")
+    facts = work / "host_facts.sh"
+    facts.write_text(host_facts_script(inv))
     play = [{
-        "hosts": "lab", "become": True, "gather_facts": True,
+        "hosts": "lab", "become": True, "gather_facts": False,
         "tasks": [
+            {"name": "gather facts", "shell": f"{{{{ lookup('file', '{facts}') }}}}",
+             "args": {"executable": "/bin/sh"}, "changed_when": False},
             {"name": "probe", "shell": c["probe"], "changed_when": False},
             {"name": "state directory", "file": {"path": c["dir"], "state": "directory", "mode": "0755",
                                                  "owner": "root", "group": "root"}},
@@ -186,12 +206,13 @@ def write_pyinfra(inv: Path, work: Path) -> tuple[Path, Path]:
     inventory.write_text("lab = [\n" + "".join(
         f"    ({a!r}, {data!r}),\n" for _, a in hosts) + "]\n")
     deploy = work / "pyinfra_deploy.py"
+    facts = work / "host_facts.sh"
+    facts.write_text(host_facts_script(inv))
     deploy.write_text(f'''from io import StringIO
+from pathlib import Path
 from pyinfra.operations import files, server, systemd
-from pyinfra.facts.server import Hostname
-from pyinfra import host
 
-host.get_fact(Hostname)
+server.shell(name="gather facts", commands=[Path({str(facts)!r}).read_text()])
 server.shell(name="probe", commands=[{c["probe"]!r}])
 files.directory(name="state directory", path={c["dir"]!r}, mode="755", user="root", group="root")
 files.put(name="env file", src=StringIO({c["env"]!r}), dest={c["env_dest"]!r}, mode="600",

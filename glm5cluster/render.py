@@ -190,6 +190,7 @@ class UnitVars:
     exec_start: str
     timeout_stop_sec: int
     unit_stem: str
+    memlock_unlimited: bool = True  # LimitMEMLOCK=infinity (serving.memlock_unlimited)
 
 
 def unit_vars(inventory: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
@@ -208,6 +209,7 @@ def unit_vars(inventory: Inventory, topology: Topology, replica: Replica, rank: 
         exec_start=systemd_command_line(argv),
         timeout_stop_sec=TIMEOUT_STOP_SEC,
         unit_stem=unit_stem(cluster, replica.index),
+        memlock_unlimited=inventory.serving.memlock_unlimited,
     )
 
 
@@ -246,8 +248,10 @@ def docker_run_argv(inventory: Inventory, topology: Topology, replica: Replica,
     else:
         argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video",
                  "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"]
-    argv += ["--network", "host", "--ipc", "host", "--shm-size", inventory.serving.shm_size,
-             "--ulimit", "memlock=-1", "--ulimit", "stack=67108864",
+    argv += ["--network", "host", "--ipc", "host", "--shm-size", inventory.serving.shm_size]
+    if inventory.serving.memlock_unlimited:  # RDMA needs it; nested-container sites cannot raise it
+        argv += ["--ulimit", "memlock=-1"]
+    argv += ["--ulimit", "stack=67108864",
              "--restart", "no", "--stop-timeout", str(TIMEOUT_STOP_SEC),
              "-v", f"{weights}:{weights}:ro",
              "--env-file", env_file_path(cluster, replica.index)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -48,6 +49,24 @@ def with_overrides(pb: Playbook, **values: object) -> Playbook:
     return dataclasses.replace(pb, steps=tuple(steps))
 
 
+VERIFY_STEPS = ("readiness", "smoke")  # steps that only look: run for real after a no-change plan
+
+
+def verify_only(pb: Playbook) -> Playbook:
+    """The playbook's readiness and smoke steps (their indexes kept for the display)."""
+    return dataclasses.replace(pb, steps=tuple(s for s in pb.steps if s.task_name in VERIFY_STEPS))
+
+
+def merge_verify(plan: RunReport, verify: RunReport) -> RunReport:
+    """The plan pass (no changes) with its check-mode readiness/smoke results replaced by the
+    real ones: what an interactive `up` on a converged cluster did."""
+    real = {s.index: s for s in verify.steps}
+    steps = [real.get(s.index, s) for s in plan.steps]
+    return dataclasses.replace(plan, steps=steps, check=False, applied=True, aborted=verify.aborted,
+                               stopped={**plan.stopped, **verify.stopped},
+                               duration=plan.duration + verify.duration)
+
+
 def secrets_of(inv: Inventory) -> list[str]:
     names = [inv.serving.secrets.api_key_env, inv.serving.secrets.hf_token_env,
              getattr(inv.model.source, "token_env", None)]
@@ -61,9 +80,10 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
     lines = ["", f"GLM-5 is serving: model id {model}"]
     for rep in topo.replicas:
         r = ready.get(rep.head.node.name)
-        took = r.summary.split(" ready", 1)[1].split(":", 1)[0].strip() if r and " ready" in r.summary else ""
+        m = re.search(r"(ready in \d+s|serving \(up \d+s)", r.summary) if r else None
+        took = m.group(1).replace("serving (up", "serving for") if m else ""
         lines.append(f"  replica {rep.index}: {rep.endpoint}  (node 0: {rep.head.node.name}"
-                     + (f", ready {took}" if took else "") + ")")
+                     + (f", {took}" if took else "") + ")")
     if topo.router is not None:
         lines.append(f"  router: {topo.router.url}")
     url = (topo.router.url if topo.router else topo.replicas[0].endpoint) + "/v1/chat/completions"
@@ -87,6 +107,7 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
 @click.option("--ready-timeout", type=click.FloatRange(min=1), default=None,
               help="Seconds to wait for each replica to serve (default serving.readiness_timeout, 3600).")
 @click.option("--restart", is_flag=True, help="Restart every TP group even when unchanged.")
+@click.option("--verify-weights", is_flag=True, help="Re-hash every weight file (ignore the manifest stamps).")
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
 @click.option("--playbook", "playbook_path", default=None, hidden=True, help="Another up playbook (tests).")
@@ -94,7 +115,7 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
 @click.pass_context
 def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: tuple[str, ...],
             allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool,
-            forks: int, verbose: bool, playbook_path: str | None, transport: str | None) -> None:
+            verify_weights: bool, forks: int, verbose: bool, playbook_path: str | None, transport: str | None) -> None:
     """Bring INVENTORY's hosts to a serving, verified GLM-5 and print where to send requests.
 
     facts -> preflight -> GPU stack -> SGLang -> weights -> launch -> readiness -> smoke test.
@@ -120,11 +141,18 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
             return False
         return click.confirm("Apply these changes?", default=False)
 
-    options = RunOptions(check=check, limit=limit, forks=forks)
+    options = RunOptions(check=check, limit=limit, forks=forks, allow_reboot=allow_reboot,
+                         verify_weights=verify_weights)
     try:
         with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
             report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
                                   confirm=None if (yes or check) else confirm, topology=topo)
+            if not (yes or check or report.applied or report.aborted or report.changes or report.exit_code):
+                # Nothing to change, so the plan pass was the run; readiness and smoke only look,
+                # so they run for real: a converged `up` still proves the cluster serves.
+                verify = run_playbook(verify_only(pb), loaded.inventory, loaded.nodes, pool, options,
+                                      display, log, confirm=None, topology=topo)
+                report = merge_verify(report, verify)
     finally:
         display.close()
         log.close()

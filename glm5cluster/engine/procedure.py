@@ -113,7 +113,7 @@ class ClusterContext:
                 timeout: float | None = None) -> Mapping[str, HostResult[T]]:
         if timeout is None and self.deadline is not None:
             timeout = max(0.0, self.deadline - time.monotonic())
-        return fan_out(list(hosts or self.hosts), fn, self.forks, timeout)
+        return fan_out(list(hosts if hosts is not None else self.hosts), fn, self.forks, timeout)
 
     def progress(self, host: str, message: str) -> None:
         self._events(Event(EventKind.HOST_PROGRESS, self.step_index, self.step, host, message))

@@ -240,6 +240,7 @@ class ServeSpec(Record):
     secrets: Secrets = Field(default_factory=Secrets, description="Secrets, by environment-variable name only.")
     readiness_timeout: Annotated[float, Field(gt=0)] = Field(default=3600.0, description="Seconds to wait for node 0 to become ready.")
     shm_size: Annotated[str, StringConstraints(pattern=SIZE_RE)] = Field(default="32g", description="Shared memory size for the docker runtime (--shm-size).")
+    memlock_unlimited: bool = Field(default=True, description="Raise the locked-memory limit to unlimited for the server (venv: LimitMEMLOCK=infinity in the unit; docker: --ulimit memlock=-1). RDMA (InfiniBand/RoCE, GPUDirect) needs it: keep it true on real hosts. Set false only on nested-container sites that may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE), such as the rehearsal lab's docker runtime.")
     image_archive: LocalPath | None = Field(default=None, description="Local `docker save` archive of the image (sites with no registry access): copied to every node and loaded instead of pulling.")
 
 
@@ -263,8 +264,8 @@ class NvidiaStack(Record):
 
     driver_branch: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")] = Field(default="580", description="NVIDIA driver branch (three digits).")
     open_kernel_modules: bool | None = Field(default=None, description="Use the open kernel modules (default: as the hardware needs; always on Blackwell).")
-    cuda_repo: Url | None = Field(default=None, description="CUDA apt repository URL (default NVIDIA's).")
-    container_toolkit_repo: Url | None = Field(default=None, description="NVIDIA container toolkit apt repository URL.")
+    cuda_repo: Url | None = Field(default=None, description="Mirror of NVIDIA's CUDA repositories (the `compute/cuda/repos` tree): the driver, fabric manager and keyring come from `<url>/<distro>/<arch>/` (default: NVIDIA's own).")
+    container_toolkit_repo: Url | None = Field(default=None, description="Mirror of `nvidia.github.io/libnvidia-container` (the container toolkit apt repository; default: NVIDIA's own).")
     container_toolkit_version: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9.a-z~+-]*$")] | None = Field(default=None, description="Pinned container toolkit version.")
 
 
@@ -281,7 +282,6 @@ class StackSpec(Record):
     manage: bool = Field(default=True, description="Install/upgrade the GPU stack; false: verify only, never install.")
     nvidia: NvidiaStack = Field(default_factory=NvidiaStack, description="NVIDIA stack settings.")
     amd: AmdStack = Field(default_factory=AmdStack, description="AMD stack settings.")
-    apt_mirror: Url | None = Field(default=None, description="Debian/Ubuntu apt mirror URL for the hosts.")
     registry_mirror: Annotated[str, StringConstraints(pattern=REGISTRY_RE)] | None = Field(default=None, description="Container registry mirror (host[:port]).")
     insecure_registries: list[Annotated[str, StringConstraints(pattern=REGISTRY_RE)]] = Field(default_factory=list, description="Registries docker may reach over plain HTTP (host[:port]).")
 

@@ -150,12 +150,16 @@ def check_weights(hosts: Sequence[str], stamps: Mapping[str, WeightsStamp], repo
     return out
 
 
-def check_shm(host: str, runtime: str, shm_size: int | None) -> tuple[list[Problem], str]:
+def check_shm(host: str, runtime: str, shm_size: int | None,
+              memlock_unlimited: bool = True) -> tuple[list[Problem], str]:
     """(problems, note). Docker runs with --ipc host --shm-size, so only the venv runtime
-    depends on the host's /dev/shm; memlock is unlimited through the unit or --ulimit."""
+    depends on the host's /dev/shm; memlock is unlimited through the unit or --ulimit unless
+    ``serving.memlock_unlimited`` is false (nested-container sites; then RDMA is unavailable)."""
+    memlock = ("warning: memlock left at the host's limit (serving.memlock_unlimited false): no RDMA"
+               if not memlock_unlimited else "")
     if runtime == "docker":
-        return [], "shm via --ipc host/--shm-size, memlock via --ulimit memlock=-1"
-    note = "memlock unlimited via the unit (LimitMEMLOCK=infinity)"
+        return [], "shm via --ipc host/--shm-size, " + (memlock or "memlock via --ulimit memlock=-1")
+    note = memlock or "memlock unlimited via the unit (LimitMEMLOCK=infinity)"
     if shm_size is None:  # not measurable (df failed): say so, do not block
         return [], note + "; warning: could not measure /dev/shm (NCCL needs a large tmpfs there)"
     if shm_size < MIN_SHM:

@@ -1,21 +1,24 @@
-"""Helpers for the `glm5cluster up` lab tests: provision SGLang (the simulator wheel in the venv)
-and small synthetic GLM-5 weights with a manifest stamp on lab hosts, write test inventories,
-and run the real CLI.
+"""Helpers for the `glm5cluster up` lab tests: a lab with its mirror (apt stand-ins, registry,
+package index, model hub with small shards), inventories derived from the lab's own (cluster
+name, ports, runtime, fault injection), and the real CLI (`up`, `status`, `logs`, `down`).
 
-Provisioning stands in for the GPU-stack / SGLang-runtime / weights steps (other work items) so
-these tests exercise preflight, launch, readiness and smoke through `glm5cluster up` with a
-playbook of exactly those steps (`tests/e2e/data/up-serve.yaml`).
+Every cluster is brought up by the real `glm5cluster up INV --yes` with ``playbooks/up.yaml``:
+SGLang from the lab package index (venv) or registry (docker), the weights from the lab hub,
+launch, readiness, smoke.
+
+TEMPORARY (for the lead): ``PENDING_STACK_STEPS`` lists up.yaml steps that do not yet pass in
+the lab (the NVIDIA driver stand-ins vs the lab's preinstalled driver 580.159.04, owned by the
+stack work). While it is non-empty, `up` runs with ``--playbook`` pointing at a copy of
+``playbooks/up.yaml`` without those steps (written per test session, so every other step is
+the real one). Empty it once `glm5cluster up` passes on a fresh default lab.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,67 +26,122 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK = Path(__file__).resolve().parent / "data" / "up-serve.yaml"
+UP_PLAYBOOK = REPO / "playbooks" / "up.yaml"
+PENDING_STACK_STEPS: frozenset[str] = frozenset({
+    "gpu.nvidia_driver", "gpu.fabric_manager", "gpu.nvidia_persistence", "gpu.reboot", "gpu.verify",
+})
 WEIGHTS = "/srv/models/GLM-5"
-VENV = "/opt/glm5cluster/venv"
-COMMIT = hashlib.sha1(b"glm5cluster-test-weights").hexdigest()
+# Small synthetic weights and a short simulated load: CI time (see the modules' docstrings).
+LAB_HUB = {"mirror": True, "hub_shards": 2, "hub_shard_mb": 0.05}
+SIM_ENV = {"SGLANG_SIM_LOAD_SECONDS": "1", "SGLANG_SIM_WARMUP_SECONDS": "1",
+           "SGLANG_SIM_RENDEZVOUS_TIMEOUT": "30"}
 
 
-def _tar_dir(src: Path, prefix: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(str(src), arcname=prefix.lstrip("/"))
-    return buf.getvalue()
+def playbook_args(tmp: Path) -> list[str]:
+    """``--playbook`` for the temporary cut of up.yaml (see the module docstring), else nothing."""
+    if not PENDING_STACK_STEPS:
+        return []
+    doc = yaml.safe_load(UP_PLAYBOOK.read_text())
+    doc["steps"] = [s for s in doc["steps"] if s["task"] not in PENDING_STACK_STEPS]
+    path = tmp / "up-lab.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return ["--playbook", str(path)]
 
 
-def build_assets(tmp: Path) -> tuple[Path, Path]:
-    """(the simulator wheel, a synthetic GLM-5 repository with its manifest stamp)."""
-    from glm5cluster.lab.sim.hub.repo import generate_repo
-    from glm5cluster.lab.sim.sglang_sim.build import build_wheel
-
-    wheel = Path(build_wheel(str(tmp / "wheel")))
-    repo = tmp / "GLM-5"
-    generate_repo(str(repo), shards=4, shard_bytes=64 * 1024, repo_id="zai-org/GLM-5")
-    files = [{"path": p.name, "size": p.stat().st_size} for p in sorted(repo.iterdir()) if p.is_file()]
-    (repo / ".glm5cluster-manifest.json").write_text(json.dumps(
-        {"repo": "zai-org/GLM-5", "commit": COMMIT, "files": files, "tool": "glm5cluster"}))
-    return wheel, repo
-
-
-def provision(lab: Any, wheel: Path, repo: Path) -> None:
-    """SGLang (simulator) in the venv and the weights at WEIGHTS, on every host of the lab."""
-    for host in lab.hosts:
-        c = lab.container(host)
-        c.put_archive("/tmp", _tar_dir(wheel, wheel.name))
-        c.put_archive("/", _tar_dir(repo, WEIGHTS))
-        rc, out = lab.exec(host, f"test -x {VENV}/bin/python || python3 -m venv {VENV}; "
-                                 f"{VENV}/bin/pip install -q --no-index --force-reinstall /tmp/{wheel.name}")
-        assert rc == 0, out
+def inventory(lab: Any, dest: Path, *, cluster: str | None = None, runtime: str = "venv",
+              http_port: int = 30000, dist_port: int = 20000, env: dict[str, str] | None = None,
+              source: dict[str, str] | None = None) -> Path:
+    """The lab's inventory (as `lab up` wrote it) with another cluster name, ports, runtime,
+    simulator environment or weights source."""
+    doc = yaml.safe_load(lab.inventory.read_text())
+    if cluster:
+        doc["cluster"]["name"] = cluster
+    if source is not None:
+        doc["model"]["source"] = source
+    s = doc.setdefault("serving", {})
+    s.update(runtime=runtime, http_port=http_port, dist_init_port=dist_port, readiness_timeout=120,
+             env={**SIM_ENV, **(env or {})})
+    if runtime == "docker":
+        s["memlock_unlimited"] = False  # the lab's nested containers may not raise RLIMIT_MEMLOCK
+    dest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest
 
 
-def inventory(lab: Any, tmp: Path, name: str, env: dict[str, str] | None = None,
-              **serving: Any) -> Path:
-    data = yaml.safe_load(lab.inventory.read_text())
-    data["model"]["source"] = {"kind": "path"}
-    data["model"]["weights_dir"] = WEIGHTS
-    s = data.setdefault("serving", {})
-    s.update(serving)
-    s["env"] = {"SGLANG_SIM_LOAD_SECONDS": "1", "SGLANG_SIM_RENDEZVOUS_TIMEOUT": "30", **(env or {})}
-    s["readiness_timeout"] = 120
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def up(inv: Path, *extra: str, timeout: float = 300) -> tuple[int, str, float]:
-    """Run `glm5cluster up INV --yes` (the real CLI); (exit code, output, seconds)."""
-    argv = [sys.executable, "-m", "glm5cluster", "up", str(inv), "--yes", "--playbook", str(PLAYBOOK), *extra]
+def cli(*args: str, timeout: float = 600, stdin: str | None = None) -> tuple[int, str, float]:
+    """The real CLI: (exit code, stdout+stderr, seconds). stdin is never a terminal here."""
     t0 = time.monotonic()
-    p = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout,  # noqa: S603
-                       env={**os.environ, "COLUMNS": "200"})
+    p = subprocess.run([sys.executable, "-m", "glm5cluster", *args], cwd=REPO, capture_output=True,  # noqa: S603
+                       text=True, timeout=timeout, input=stdin or "", env={**os.environ, "COLUMNS": "200"})
     return p.returncode, p.stdout + p.stderr, time.monotonic() - t0
 
 
-def invocation(lab: Any, host: str, unit: str) -> str:
-    rc, out = lab.exec(host, f"systemctl show -p InvocationID --value {unit}")
-    return out.strip()
+def up(inv: Path, pb: list[str], *extra: str, yes: bool = True) -> tuple[int, str, float]:
+    """`glm5cluster up INV [--yes]`; ``pb`` from ``playbook_args``."""
+    return cli("up", str(inv), *(["--yes"] if yes else []), *pb, *extra)
+
+
+def status(inv: Path) -> tuple[int, dict[str, Any]]:
+    rc, out, _ = cli("status", str(inv), "--format", "json", timeout=120)
+    assert rc in (0, 1), out
+    return rc, json.loads(out[out.index("{"):])
+
+
+def wait_status(inv: Path, verdict: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, doc = status(inv)
+        rep = doc["replicas"][0]
+        if rep["verdict"] == verdict or time.monotonic() > deadline:
+            return dict(rep)
+        time.sleep(1)
+
+
+def identity(lab: Any, host: str, cluster: str, runtime: str) -> str:
+    """Which process instance runs the rank: the unit's InvocationID or the container's id."""
+    stem = f"glm5-{cluster}-r0"
+    cmd = (f"docker inspect -f '{{{{.Id}}}}' {stem} 2>/dev/null" if runtime == "docker"
+           else f"systemctl show -p InvocationID --value {stem}.service")
+    return lab.exec(host, cmd)[1].strip()
+
+
+def leftovers(lab: Any, cluster: str, port: int) -> list[str]:
+    """Anything of ``cluster`` on any host: units (loaded or files), containers, config, processes."""
+    found = []
+    for host in lab.hosts:
+        _, out = lab.exec(host, (
+            f"ls /etc/systemd/system | grep -F 'glm5-{cluster}-r'; "
+            f"systemctl list-units --all --plain --no-legend 'glm5-{cluster}-r*'; "
+            f"docker ps -a --filter label=glm5cluster.cluster={cluster} --format '{{{{.Names}}}}'; "
+            f"ls -d /etc/glm5cluster/{cluster} 2>/dev/null; "
+            f"pgrep -af -- '--port {port}' | grep -v pgrep; true"))
+        found += [f"{host}: {line}" for line in out.splitlines() if line.strip()]
+    return found
+
+
+def serving_ok(out: str, endpoint: str) -> None:
+    """`up` ended serving: smoke passed, endpoint, model id and a curl example printed."""
+    assert "GLM-5 is serving: model id zai-org/GLM-5" in out, out
+    assert endpoint in out and f"curl -s {endpoint}/v1/chat/completions" in out, out
+    assert "smoke test: 1 ok" in out, out
+
+
+def changed_nothing(out: str) -> None:
+    assert "changed=0" in out and not any(f"changed={n}" in out for n in range(1, 20)), out
+
+
+def noticed(out: str) -> float:
+    """Seconds between a rank's exit and the report, as readiness states it."""
+    import re
+
+    m = re.search(r"noticed ([0-9.]+)s after it exited", out)
+    assert m, out
+    return float(m.group(1))
+
+
+def down_lab(lab: Any) -> None:
+    """Remove a module's lab when the module is done (frees the machine for the next module)."""
+    if os.environ.get("GLM5LAB_KEEP"):
+        return
+    from glm5cluster.lab.manager import down
+
+    down(lab.client, lab.name, None)

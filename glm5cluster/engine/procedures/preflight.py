@@ -151,7 +151,8 @@ class _Replica:
             if "ports" in checks:
                 self.problems += P.check_ports(h, self.ports(h), f["ports"], f["own"], self.target)
             if "limits" in checks:
-                probs, note = P.check_shm(h, self.runtime, f["shm"].size_bytes if f["shm"].present else None)
+                probs, note = P.check_shm(h, self.runtime, f["shm"].size_bytes if f["shm"].present else None,
+                                          self.inv.serving.memlock_unlimited)
                 self.problems += probs
                 self.notes[h].append(note)
         gpu = self.rep.deployment.gpu

@@ -119,6 +119,7 @@ class _Watch:
         self.ranks = [_Rank(r.node_rank, r.node.name) for r in rep.ranks]
         self.head = self.ranks[0]
         self.health = (0, [])  # type: tuple[int, list[str]]
+        self.polls = 0
 
     def poll(self) -> None:
         def one(r: _Rank) -> tuple[RankState, list[str], tuple[int, list[str]] | None]:
@@ -170,8 +171,10 @@ class _Watch:
     def run(self) -> dict[str, StepResult]:
         start = time.monotonic()
         deadline = start + self.timeout
+        self.polls = 0
         while True:
             self.poll()
+            self.polls += 1
             lost = [r for r in self.ranks if r.misses >= self.p.unreachable_polls]
             if lost:
                 return self._unreachable(lost)
@@ -191,10 +194,13 @@ class _Watch:
     def _ready(self) -> dict[str, StepResult]:
         hs = self.head.state
         took = (hs.now - hs.started_at) if hs and hs.now and hs.started_at else None
-        when = f" in {took:.0f}s since launch" if took is not None else ""
+        if self.polls <= 1:  # already serving when the watch began (a re-run on a healthy cluster)
+            state = f"serving (up {took:.0f}s)" if took is not None else "serving"
+        else:
+            state = f"ready in {took:.0f}s since launch" if took is not None else "ready"
         out = {}
         for r in self.ranks:
-            what = (f"replica {self.rep.index} ready{when}: {self.rep.endpoint} serves {self.model}"
+            what = (f"replica {self.rep.index} {state}: {self.rep.endpoint} serves {self.model}"
                     if r is self.head else f"rank {r.rank}: {r.phase.label}, group ready")
             out[r.host] = StepResult(Status.OK, what)
         return out

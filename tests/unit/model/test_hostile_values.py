@@ -42,7 +42,7 @@ BASE: dict[str, Any] = {
                          "container_toolkit_repo": "https://ctk.example/repo",
                          "container_toolkit_version": "1.17.8"},
               "amd": {"rocm_version": "7.2.0", "repo": "https://rocm.example/repo"},
-              "apt_mirror": "http://deb.example/debian", "registry_mirror": "registry.example:5000",
+              "registry_mirror": "registry.example:5000",
               "insecure_registries": ["registry.lab:5000"]},
 }
 
@@ -79,7 +79,6 @@ STRICT: dict[tuple[str | int, ...], str] = {
     ("stack", "nvidia", "container_toolkit_version"): "1.17{}.8",
     ("stack", "amd", "rocm_version"): "7.2{}.0",
     ("stack", "amd", "repo"): "https://rocm.example/{}repo",
-    ("stack", "apt_mirror"): "http://deb.example/{}debian",
     ("stack", "registry_mirror"): "registry{}.example",
     ("stack", "insecure_registries", 0): "registry{}.lab",
 }
