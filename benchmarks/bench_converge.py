@@ -5,8 +5,12 @@ running, disk free) as a glm5cluster playbook (playbooks/converge.yaml), an Ansi
 (pipelining on, forks 20, ControlPersist) and a pyinfra deploy, run against the same lab hosts in
 one session, with the raw OpenSSH floor: one ``ssh`` per host in parallel running, in one shell,
 exactly the checks glm5cluster's converged run executes (its one facts script per host).
-Every tool is first run once to converge the hosts; then each converged re-run is timed
-(wall clock of the whole command, interpreter start included), median of ``--runs``.
+pyinfra and Ansible run the same host-facts script as their "gather facts" step (Ansible with
+its own fact gathering off), so every tool does the same remote work. Every tool is first run
+once to converge the hosts; then the tools' converged re-runs are timed in interleaved rounds
+(wall clock of the whole command, interpreter start included; and the CPU time the control
+machine spent, which a shared machine's load disturbs much less), median of ``--runs``.
+``glm5cluster-lazy-cli`` is the same run with only the `run` subcommand imported at start-up.
 
     .venv/bin/python benchmarks/bench_converge.py --inventory LAB_INV.yaml --sizes 4,16 --runs 5
 

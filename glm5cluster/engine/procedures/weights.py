@@ -3,10 +3,12 @@ node over the cluster network (pipelined per file), verify everywhere, stamp.
 
 The node side is the weights agent (``tasks/agents/weights_agent.py``), run detached so a long
 download survives one command's timeout; the controller polls each node's ``progress.json``.
-Peer copies use rsync over ssh with a per-run key pair, authorized on source nodes only for
-``rsync --server --sender`` (the agent's ``gate``) from the receivers' addresses, and removed at
-the end even on failure; host keys between nodes are checked against a known_hosts built from
-what the controller read over its own verified connections.
+Peer copies are one long-lived ssh stream per receiver worker (AES-GCM, no compression) with a
+per-run key pair, authorized on source nodes only for the agent's ``gate`` -> ``serve`` (it
+sends verified files of the weights directory, waiting for those still arriving) from the
+receivers' addresses, and removed at the end even on failure; the receiver hashes the bytes as
+they arrive and checks them against the hub's metadata. Host keys between nodes are checked
+against a known_hosts built from what the controller read over its own verified connections.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ KEY_TAG = "glm5cluster-ephemeral"
 
 class StageParams(Params):
     verify_weights: bool = False  # re-hash every file (``--verify-weights``)
-    workers: int = 4  # parallel files per node (peer copies; `each` downloads)
+    workers: int = 4  # parallel hub downloads per node (`each`, and a seed with no receivers)
+    peer_streams: int = 2  # ssh streams per receiver (each one copies file after file)
     seed_workers: int = 1  # parallel hub downloads on the fan-out seed: one at a time, so files
     # complete in order and the other nodes start copying the first while the rest download
     # (the hub link is the bottleneck; more parallel downloads only finish them all later)
-    poll_interval: float = 2.0
+    poll_interval: float = 1.0
     fanout: int = 2
     tools_dir: str = W.TOOLS_DIR
 
@@ -155,24 +158,22 @@ class _Stage:
         started = time.monotonic()
         if todo:
             self._transfer(state, todo, files, by_path)
+        fresh = {h for h, st in state.items() if h not in self.results
+                 and (st["stamp_commit"] != commit or st["hashed"] > 0 or h in todo)}
+        sreq = json.dumps({"dir": self.wdir, "repo": self.inv.model.repo, "commit": commit, "files": files})
+        stamped = ctx.fan_out(lambda h: _json(self.agent(h, "stamp", stdin=sreq), "stamp", h), sorted(fresh))
+        for h, sr in stamped.items():
+            if not sr.ok:
+                self.results[h] = StepResult(Status.FAILED, message=str(sr.error))
         for h in state:
             if h in self.results:
                 continue
-            st = state[h]
-            fresh = st["stamp_commit"] != commit or st["hashed"] > 0 or h in todo
-            if fresh:
-                r = self.agent(h, "stamp", stdin=json.dumps({"dir": self.wdir, "repo": self.inv.model.repo, "commit": commit, "files": files}))
-                try:
-                    _json(r, "stamp", h)
-                except RuntimeError as e:
-                    self.results[h] = StepResult(Status.FAILED, message=str(e))
-                    continue
             if h in todo:
                 moved = sum(by_path[p]["size"] for p in todo[h])
                 how = self.how.get(h, "hub")
                 self.results[h] = StepResult(Status.CHANGED, f"fetched {len(todo[h])} files ({W.human(moved)}) from {how} "
                                              f"in {time.monotonic() - started:.0f}s; {len(files)} files ({W.human(total)}) verified, commit {commit[:12]}")
-            elif fresh:
+            elif h in fresh:
                 self.results[h] = StepResult(Status.CHANGED, f"{len(files)} files verified by hash, stamp written (commit {commit[:12]})")
             else:
                 self.results[h] = StepResult(Status.OK, f"{len(files)} files ({W.human(total)}) verified by stamp, commit {commit[:12]}")
@@ -215,31 +216,44 @@ class _Stage:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{KEY_TAG}-{self.run_id}", "-f", str(key)],  # noqa: S603,S607
                        check=True, capture_output=True)
         pub = (Path(keydir) / "id.pub").read_text().strip()
-        known: list[str] = []
-        for s in sources:
+        gate = W.agent_cmd(self.p.tools_dir, "gate", self.wdir)
+
+        def authorize(s: str) -> list[str]:
             node = ctx.nodes[s]
-            r = ctx.run(s, Shell.sh("cat /etc/ssh/ssh_host_*_key.pub", description="read host keys"))
-            addr = node.cluster_address if node.ssh.port == 22 else f"[{node.cluster_address}]:{node.ssh.port}"
-            known += [f"{addr} {' '.join(ln.split()[:2])}" for ln in r.stdout.splitlines() if ln.strip()]
-            kids = [c for c, p in peers.items() if p == s]
-            froms = ",".join(ctx.nodes[c].cluster_address for c in kids)
-            gate = W.agent_cmd(self.p.tools_dir, "gate", self.wdir)
+            froms = ",".join(ctx.nodes[c].cluster_address for c, p in peers.items() if p == s)
             line = f'restrict,from="{froms}",command="{gate}" {pub}'
             script = (f"umask 077; mkdir -p ~/.ssh; sed -i '/{KEY_TAG}-/d' ~/.ssh/authorized_keys 2>/dev/null; "
-                      f"printf '%s\\n' {shlex.quote(line)} >> ~/.ssh/authorized_keys")
-            r = ctx.run(s, Shell.sh(script, description="authorize the run's transfer key (rsync sender only)"))
+                      f"printf '%s\\n' {shlex.quote(line)} >> ~/.ssh/authorized_keys && cat /etc/ssh/ssh_host_*_key.pub")
+            r = ctx.run(s, Shell.sh(script, description="authorize the run's transfer key (serve verified weights only); read host keys"))
             if not r.ok:
                 raise RuntimeError(f"{s}: could not authorize the transfer key: {r.tail(3)}")
+            addr = node.cluster_address if node.ssh.port == 22 else f"[{node.cluster_address}]:{node.ssh.port}"
+            return [f"{addr} {' '.join(ln.split()[:2])}" for ln in r.stdout.splitlines() if ln.strip()]
+
+        got = ctx.fan_out(authorize, sources)
+        known: list[str] = []
+        for s in sources:
+            if not got[s].ok or got[s].value is None:
+                raise RuntimeError(f"{s}: {got[s].error}")
+            known += got[s].value or []
         xdir = f"/run/glm5cluster-xfer-{self.run_id}"
-        priv = key.read_bytes()
-        for child, parent in peers.items():
-            pn = ctx.nodes[parent]
+        priv, kh = key.read_bytes(), ("\n".join(known) + "\n").encode()
+
+        def hand_key(child: str) -> None:
             ctx.run(child, Shell.cmd("install", "-d", "-m", "0700", xdir, sudo=True))
-            ctx.put(child, Upload(f"{xdir}/id", priv, 0o600, sudo=True, description="transfer key (this run only)"))
-            ctx.put(child, Upload(f"{xdir}/known_hosts", ("\n".join(known) + "\n").encode(), 0o600, sudo=True))
+            for dest, data, what in ((f"{xdir}/id", priv, "transfer key (this run only)"), (f"{xdir}/known_hosts", kh, "peer host keys")):
+                r = ctx.put(child, Upload(dest, data, 0o600, sudo=True, description=what))
+                if not r.ok:
+                    raise RuntimeError(f"{child}: could not write {dest}: {r.tail(3)}")
+
+        handed = ctx.fan_out(hand_key, list(peers))
+        for child, parent in peers.items():
+            if not handed[child].ok:
+                raise RuntimeError(f"{child}: {handed[child].error}")
+            pn = ctx.nodes[parent]
             plan[child] = {**base, "commit": commit, "files": [by_path[p] for p in todo[child]], "kind": "pull",
-                           "source": f"{pn.ssh.user}@{pn.cluster_address}", "source_name": parent, "port": pn.ssh.port,
-                           "key": f"{xdir}/id", "known_hosts": f"{xdir}/known_hosts"}
+                           "workers": self.p.peer_streams, "source": f"{pn.ssh.user}@{pn.cluster_address}",
+                           "source_name": parent, "port": pn.ssh.port, "key": f"{xdir}/id", "known_hosts": f"{xdir}/known_hosts"}
 
     def _teardown_trust(self, sources: list[str], receivers: list[str]) -> None:
         ctx = self.ctx

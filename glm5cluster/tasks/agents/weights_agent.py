@@ -5,23 +5,28 @@ Uploaded by the ``weights.tools`` task; driven by ``engine/procedures/weights.py
   list   < request   resolve the revision to a commit, list files with sizes and LFS sha256
   check  < request   which files are verified (stamp: size+mtime; else re-hash), free disk space
   fetch  REQ_FILE    download files from the hub (resume, stall watchdog, retries, verify)
-  pull   REQ_FILE    copy files from a peer that holds verified copies (rsync over ssh), verify
+  pull   REQ_FILE    copy files from a peer as it verifies them: one long-lived ssh stream per
+                     worker, bytes hashed as they arrive, placed only if they match the hub
   stamp  < request   write the manifest stamp from this run's verified markers
-  gate   DIR         ssh forced command on a source node: only ``rsync --server --sender`` in DIR
+  serve  DIR         the sending side of ``pull`` (stdin/stdout): only verified files of DIR
+  gate   DIR         ssh forced command on a source node: only ``serve`` of DIR
 
 The HF token only ever arrives in the environment (``HF_TOKEN``); it is never printed.
 State lives in ``<dir>/.glm5cluster/``: ``ready/`` (one marker per verified file, served to
-peers), ``partial/`` (resumable partial files), ``progress.json`` and ``agent.log``.
+peers), ``partial/`` (resumable partial files, hub or peer), ``progress.json`` and ``agent.log``.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
-import shlex
+import select
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -286,87 +291,259 @@ def run_workers(root: Path, req: dict[str, Any], phase: str, fn: Any) -> dict[st
     return {"done": len(files), "bytes": prog.total}
 
 
+# ---- node to node: one long-lived stream per receiver thread, served by ``serve`` ----
+
+SERVE_CMD = "glm5-weights-serve"  # the only command the gate lets through
+HEARTBEAT = 2.0  # a waiting server says so this often (the receiver's stall watchdog stays quiet)
+LAN_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
+
+
 def ssh_argv(req: dict[str, Any]) -> list[str]:
-    return ["ssh", "-i", req["key"], "-p", str(req.get("port", 22)), "-o", "BatchMode=yes",
+    return ["ssh", "-T", "-x", "-a", "-i", req["key"], "-p", str(req.get("port", 22)), "-o", "BatchMode=yes",
             "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", f"UserKnownHostsFile={req['known_hosts']}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", f"ConnectTimeout={int(req.get('connect_timeout', 15))}",
-            "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
+            "-o", f"ConnectTimeout={int(req.get('connect_timeout', 15))}", "-o", "Compression=no",
+            "-c", LAN_CIPHERS, "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+            "-o", "LogLevel=ERROR"]
 
 
-def rsync(req: dict[str, Any], remote: str, dest: str, extra: list[str]) -> subprocess.CompletedProcess[str]:
-    src = f"{req['source']}:{remote}" if req.get("key") else os.path.join(req["source"], remote)
-    argv = ["rsync", "-s", "--timeout", str(int(req.get("stall_timeout", 120))), *extra]
-    if req.get("key"):
-        argv += ["-e", shlex.join(ssh_argv(req))]
-    return subprocess.run([*argv, src, dest], capture_output=True, text=True, check=False)  # noqa: S603
+def big_pipe(fd: int) -> None:
+    try:  # fewer, larger reads and writes through the pipe (F_SETPIPE_SZ)
+        fcntl.fcntl(fd, 1031, 1 << 20)
+    except OSError:
+        pass
 
 
-class Peer:
-    """What the source node has verified so far (its ``ready/`` markers), refreshed on demand."""
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
-    def __init__(self, root: Path, req: dict[str, Any]) -> None:
-        self.root, self.req = root, req
-        self.lock = threading.Lock()
-        self.ready: dict[str, dict[str, Any]] = {}
-        self.state = "pending"
-        self.last_change = time.monotonic()
-        self._fetched = 0.0
 
-    def refresh(self) -> None:
-        with self.lock:
-            if time.monotonic() - self._fetched < 1.0:
-                return
-            self._fetched = time.monotonic()
-            into = sdir(self.root, "peer")
-            r = rsync(self.req, f"{STATE}/ready/", str(into) + "/", ["-r", "--delete"])
-            if r.returncode != 0:
-                log(f"peer markers: rsync exit {r.returncode}: {r.stderr.strip()[-300:]}")
-                return
-            ready = {}
-            for m in into.iterdir():
-                if m.name == ".state" or m.name.endswith(".tmp"):  # ".gitattributes" is a marker
-                    continue
-                try:
-                    ready[unquote(m.name)] = json.loads(m.read_text())
-                except (OSError, ValueError):
-                    continue
-            if len(ready) != len(self.ready):
-                self.last_change = time.monotonic()
-            self.ready = ready
-            st = into / ".state"
-            self.state = st.read_text().strip() if st.exists() else "pending"
+def safe_rel(root: Path, rel: str) -> bool:
+    p = Path(rel)
+    if not rel or "\0" in rel or p.is_absolute() or ".." in p.parts or p.parts[0] == STATE or rel.startswith("~"):
+        return False
+    return (root / p).resolve().is_relative_to(root.resolve())
+
+
+def verified(root: Path, rel: str) -> dict[str, Any] | None:
+    try:
+        rec = json.loads((root / STATE / "ready" / qname(rel)).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def wait_verified(root: Path, rel: str, wait: float, out: int) -> dict[str, Any] | str:
+    """This node's verified record of ``rel``, waiting for it while the node is still working;
+    an error text when it never will be (failed, finished without it, no progress)."""
+    ready = root / STATE / "ready"
+    last_n, changed, beat = -1, time.monotonic(), time.monotonic()
+    while True:
+        try:
+            state = (ready / ".state").read_text().strip()
+        except OSError:
+            state = "pending"
+        rec = verified(root, rel)
+        if rec:
+            return rec
+        if state.startswith("failed"):
+            return f"failed: {state[7:].strip()}"
+        if state == "done":
+            return f"finished without {rel}"
+        try:
+            n = len(os.listdir(ready))
+        except OSError:
+            n = 0
+        now = time.monotonic()
+        if n != last_n:
+            last_n, changed = n, now
+        elif now - changed > wait:
+            return f"made no progress for {wait:.0f}s"
+        if now - beat >= HEARTBEAT:
+            write_all(out, json.dumps({"wait": state, "ready": n}).encode() + b"\n")
+            beat = now
+        time.sleep(0.2)
+
+
+def send_range(fh: Any, out: int, offset: int, count: int) -> None:
+    src = fh.fileno()
+    while count > 0:
+        try:
+            n = os.sendfile(out, src, offset, min(count, 1 << 24))
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            os.lseek(src, offset, os.SEEK_SET)
+            data = os.read(src, min(count, CHUNK))
+            write_all(out, data)
+            n = len(data)
+        if n == 0:
+            raise OSError(f"{fh.name} ended early")
+        offset, count = offset + n, count - n
+
+
+def cmd_serve(root_s: str) -> int:
+    """Serve this node's VERIFIED files of ``root`` over stdin/stdout, one request a line:
+    ``GET <quoted path> <offset> <wait s>`` -> a JSON header line, then the bytes from offset.
+    Waits for a file this node is still fetching (pipelining); never reads outside ``root``."""
+    root = Path(root_s)
+    out = sys.stdout.fileno()
+    big_pipe(out)
+    for raw in sys.stdin.buffer:
+        words = raw.decode(errors="replace").split()
+        if len(words) != 4 or words[0] != "GET":
+            write_all(out, json.dumps({"error": "bad request", "final": True}).encode() + b"\n")
+            return 1
+        rel, offset, wait = unquote(words[1]), int(words[2]), float(words[3])
+        if not safe_rel(root, rel):
+            write_all(out, json.dumps({"error": f"path {rel!r} refused", "final": True}).encode() + b"\n")
+            return 1
+        rec = wait_verified(root, rel, wait, out)
+        if isinstance(rec, str):
+            write_all(out, json.dumps({"error": rec, "final": True}).encode() + b"\n")
+            continue
+        try:
+            fh = (root / rel).open("rb")
+        except OSError as e:
+            write_all(out, json.dumps({"error": f"{rel}: {e.strerror}"}).encode() + b"\n")
+            continue
+        with fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size != rec.get("size") or st.st_mtime_ns != rec.get("mtime_ns") or not 0 <= offset <= st.st_size:
+                write_all(out, json.dumps({"error": f"{rel} changed since it was verified"}).encode() + b"\n")
+                continue
+            write_all(out, json.dumps({"size": st.st_size, "offset": offset}).encode() + b"\n")
+            send_range(fh, out, offset, st.st_size - offset)
+    return 0
+
+
+class Link:
+    """One stream to the source's ``serve`` (over ssh with the run's key; a local process for a
+    source directory on this machine)."""
+
+    def __init__(self, req: dict[str, Any]) -> None:
+        if req.get("key"):
+            argv = [*ssh_argv(req), req["source"], SERVE_CMD]
+        else:
+            argv = [sys.executable, os.path.abspath(__file__), "serve", req["source"]]
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603
+                                     stderr=self.err, bufsize=0)
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self.fd, self.win = self.proc.stdout.fileno(), self.proc.stdin
+        big_pipe(self.fd)
+        self.buf = b""
+        self.timeout = float(req.get("stall_timeout", 120))
+        self.name = req.get("source_name") or req["source"]
+
+    def _more(self) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], self.timeout)
+        if not ready:
+            raise TimeoutError(f"no data from {self.name} for {self.timeout:.0f}s")
+        chunk = os.read(self.fd, CHUNK)
+        if not chunk:
+            self.proc.wait(timeout=5)
+            self.err.seek(0)
+            tail = self.err.read().decode(errors="replace").strip()[-300:]
+            raise EOFError(f"stream from {self.name} closed (exit {self.proc.returncode}){': ' + tail if tail else ''}")
+        return chunk
+
+    def request(self, rel: str, offset: int, wait: float) -> dict[str, Any]:
+        self.win.write(f"GET {qname(rel)} {offset} {wait:.0f}\n".encode())
+        self.win.flush()
+        while True:
+            while b"\n" not in self.buf:
+                self.buf += self._more()
+            line, _, self.buf = self.buf.partition(b"\n")
+            doc = json.loads(line)
+            if not isinstance(doc, dict):
+                raise ValueError(f"bad answer from {self.name}")
+            if "wait" not in doc:
+                return doc
+
+    def stream(self, count: int, sink: Any) -> None:
+        if self.buf:
+            take, self.buf = self.buf[:count], self.buf[count:]
+            sink(take)
+            count -= len(take)
+        while count > 0:
+            chunk = self._more()
+            if len(chunk) > count:
+                chunk, self.buf = chunk[:count], chunk[count:]
+            sink(chunk)
+            count -= len(chunk)
+
+    def close(self) -> None:
+        try:
+            self.win.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
+
+
+class SourceGone(RuntimeError):
+    """The source will never hold the file: no retry helps."""
+
+
+def receive(link: Link, part: Path, path: str, have: int, size: int, h: Any, prog: Progress) -> None:
+    """Append the stream's bytes to ``part`` and the hash in one pass."""
+    with part.open("ab") as out:
+        def sink(chunk: bytes) -> None:
+            nonlocal have
+            out.write(chunk)
+            h.update(chunk)
+            have += len(chunk)
+            prog.set(path, have)
+        link.stream(size - have, sink)
 
 
 def peer_copy(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progress) -> None:
-    peer: Peer = req["_peer"]
-    wait = float(req.get("source_wait", 3600))
-    while True:
-        peer.refresh()
-        rec = peer.ready.get(f["path"])
-        if rec and rec.get("size") == f["size"] and (rec.get("sha256") or None) == (f.get("sha256") or None):
-            break
-        if peer.state.startswith("failed"):
-            raise RuntimeError(f"source {req['source_name']} failed: {peer.state[7:].strip()}")
-        if peer.state == "done":
-            raise RuntimeError(f"source {req['source_name']} finished without {f['path']}")
-        if time.monotonic() - peer.last_change > wait:
-            raise RuntimeError(f"source {req['source_name']} made no progress for {wait:.0f}s")
-        time.sleep(1.0)
-    partial = sdir(root, "partial")
+    """Copy one file from the source, hashing the bytes as they arrive (one pass), and place it
+    only when size and digest match the HUB's metadata (not the source's word)."""
+    local: threading.local = req["_local"]
+    part = sdir(root, "partial") / (qname(f["path"]) + ".part")
+    size, wait = int(f["size"]), float(req.get("source_wait", 3600))
     last_err = ""
     for attempt in range(int(req.get("retries", 5)) + 1):
-        got = sdir(root, "incoming") / qname(f["path"])
-        r = rsync(req, f["path"], str(got), ["--partial", f"--partial-dir={partial}", "-t"])
-        if r.returncode == 0 and got.exists() and got.stat().st_size == f["size"]:
-            if digest_ok(f, hash_file(got, f)):
-                place(root, got, f)
-                prog.set(f["path"], f["size"], file_done=True)
+        have = part.stat().st_size if part.exists() else 0
+        if have > size:
+            part.unlink()
+            have = 0
+        h = hasher_for(f)
+        if have:
+            with part.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    h.update(chunk)
+        prog.set(f["path"], have)
+        try:
+            if getattr(local, "link", None) is None:
+                local.link = Link(req)
+                req["_links"].append(local.link)
+            link: Link = local.link
+            doc = link.request(f["path"], have, wait)
+            if doc.get("final"):
+                raise SourceGone(f"source {req['source_name']} {doc['error']}")
+            if "error" in doc or int(doc.get("size", -1)) != size or int(doc.get("offset", -1)) != have:
+                raise ValueError(doc.get("error") or f"{f['path']}: source holds {doc.get('size')} bytes, want {size}")
+            receive(link, part, f["path"], have, size, h, prog)
+            if digest_ok(f, str(h.hexdigest())):
+                place(root, part, f)
+                prog.set(f["path"], size, file_done=True)
                 return
-            got.unlink()
+            part.unlink()
+            prog.set(f["path"], 0)
             last_err = f"{f['path']}: checksum mismatch after copy"
-        else:
-            last_err = f"{f['path']}: rsync exit {r.returncode}: {r.stderr.strip()[-300:]}"
+        except SourceGone:
+            raise
+        except (OSError, TimeoutError, EOFError, ValueError) as e:
+            last_err = f"{f['path']}: {type(e).__name__}: {e}"
+            if getattr(local, "link", None) is not None:
+                local.link.close()
+                local.link = None
         log(f"retry {attempt + 1}: {last_err}")
         time.sleep(min(2 ** attempt, 30) * 0.5)
     raise RuntimeError(f"gave up after {req.get('retries', 5)} retries: {last_err}")
@@ -393,39 +570,31 @@ def cmd_stamp(req: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_gate(root: str) -> int:
-    """Forced command: allow only ``rsync --server --sender`` with relative paths inside root."""
-    words = shlex.split(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
-    if words[:3] != ["rsync", "--server", "--sender"]:
-        print("glm5cluster gate: only rsync --server --sender is allowed", file=sys.stderr)
+    """ssh forced command for the run's key: only the ``serve`` stream of verified files in root."""
+    if os.environ.get("SSH_ORIGINAL_COMMAND", "").strip() != SERVE_CMD:
+        print(f"glm5cluster gate: only {SERVE_CMD} is allowed", file=sys.stderr)
         return 1
-    for w in words[3:]:
-        if w.startswith("-"):
-            if w.startswith(("--remove", "--delete", "--log-file", "--write", "--only-write")):
-                print(f"glm5cluster gate: option {w} refused", file=sys.stderr)
-                return 1
-            continue
-        if w != "." and (w.startswith("/") or ".." in Path(w).parts or w.startswith("~")):
-            print(f"glm5cluster gate: path {w} refused", file=sys.stderr)
-            return 1
-    os.chdir(root)
-    os.execvp("rsync", words)  # noqa: S606 - argv, validated above
-    return 1
+    return cmd_serve(root)
 
 
 def main(argv: list[str]) -> int:
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "gate":
         return cmd_gate(argv[2])
+    if cmd == "serve":
+        return cmd_serve(argv[2])
     if cmd in ("fetch", "pull"):
         req = json.loads(Path(argv[2]).read_text())
         root = Path(req["dir"])
-        if cmd == "pull":
-            req["_peer"] = Peer(root, req)
+        req["_local"], req["_links"] = threading.local(), []
         try:
             out = run_workers(root, req, cmd, hub_download if cmd == "fetch" else peer_copy)
         except BaseException as e:  # noqa: BLE001 - reported through progress.json and the exit code
             log(f"failed: {e}")
             return 1
+        finally:
+            for link in req["_links"]:
+                link.close()
         log(f"done: {json.dumps(out)}")
         return 0
     req = json.loads(sys.stdin.read() or "{}")

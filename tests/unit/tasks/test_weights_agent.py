@@ -1,5 +1,5 @@
 """The weights agent (runs on nodes) against a fake hub on 127.0.0.1: list, check, fetch with
-resume after a kill, repair of one corrupted file, peer pull with rsync, stamp, the ssh gate."""
+resume after a kill, repair of one corrupted file, peer pull over the serve stream (pipelined, resumed, verified against the hub), stamp, the ssh gate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from weights_fakehub import COMMIT, FakeHub, make_repo
@@ -200,20 +201,103 @@ def test_pull_stops_when_the_source_failed(tmp_path: Path, hub: FakeHub) -> None
     assert "source seed failed: hub unreachable" in r.stderr
 
 
+def serve(root: Path, lines: list[str], env: dict[str, str] | None = None, gate: bool = False) -> tuple[int, bytes]:
+    argv = [sys.executable, str(AGENT_SOURCE), "gate" if gate else "serve", str(root)]
+    r = subprocess.run(argv, input="".join(lines).encode(), env=env or dict(os.environ), capture_output=True,
+                       check=False, timeout=30)
+    return r.returncode, r.stdout
+
+
+def served_root(tmp: Path, hub: FakeHub) -> tuple[Path, list[dict]]:
+    files = listing(hub)["files"]
+    src = tmp / "src"
+    assert fetch(src, hub, files).returncode == 0  # verified: ready markers written
+    return src, files
+
+
 @pytest.mark.parametrize("command,ok", [
-    ("rsync --server --sender -logDtpre.iLsfxCIvu . model-00001.safetensors", True),
-    ("rsync --server --sender -r . .glm5cluster/ready/", True),
-    ("rsync --server -logDtpre.iLsfxCIvu . x", False),  # receiving (writes) refused
-    ("rsync --server --sender -r . /etc/shadow", False),
-    ("rsync --server --sender -r . ../../etc", False),
-    ("rsync --server --sender --remove-source-files . x", False),
+    ("glm5-weights-serve", True),
+    ("rsync --server --sender -logDtpre.iLsfxCIvu . model-00001.safetensors", False),
+    ("glm5-weights-serve; sh -c id", False),
     ("sh -c id", False),
+    ("", False),
 ])
-def test_gate_allows_only_rsync_sender_inside_the_dir(tmp_path: Path, command: str, ok: bool) -> None:
-    env = {**os.environ, "SSH_ORIGINAL_COMMAND": command, "PATH": str(tmp_path) + ":" + os.environ["PATH"]}
-    fake = tmp_path / "rsync"
-    fake.write_text("#!/bin/sh\necho RAN \"$PWD\" \"$@\"\n")
-    fake.chmod(0o755)
-    r = subprocess.run([sys.executable, str(AGENT_SOURCE), "gate", str(tmp_path)], env=env,
-                       capture_output=True, text=True, check=False)
-    assert (r.returncode == 0 and r.stdout.startswith(f"RAN {tmp_path}")) is ok, r.stdout + r.stderr
+def test_gate_allows_only_the_serve_stream(tmp_path: Path, hub: FakeHub, command: str, ok: bool) -> None:
+    src, files = served_root(tmp_path, hub)
+    env = {**os.environ, "SSH_ORIGINAL_COMMAND": command}
+    rc, got = serve(src, [f"GET {quote(files[0]['path'], safe='')} 0 5\n"], env=env, gate=True)
+    head, _, body = got.partition(b"\n")
+    assert (rc == 0 and json.loads(head)["size"] == files[0]["size"]) is ok, got
+    if ok:
+        assert body == hub.files[files[0]["path"]]
+
+
+@pytest.mark.parametrize("path", ["/etc/shadow", "../../etc/passwd", ".glm5cluster/req-fetch.json", "~root/x"])
+def test_serve_refuses_paths_outside_the_verified_files(tmp_path: Path, hub: FakeHub, path: str) -> None:
+    src, _ = served_root(tmp_path, hub)
+    (src / ".glm5cluster/req-fetch.json").write_text("{}")
+    rc, got = serve(src, [f"GET {quote(path, safe='')} 0 5\n"])
+    assert rc == 1 and json.loads(got)["final"] and "refused" in json.loads(got)["error"], got
+
+
+def test_serve_sends_only_verified_files_and_from_an_offset(tmp_path: Path, hub: FakeHub) -> None:
+    src, files = served_root(tmp_path, hub)
+    shard = next(f for f in files if f["path"].endswith(".safetensors"))
+    (src / "unverified.bin").write_bytes(b"x" * 10)  # present, but never verified here
+    (src / ".glm5cluster/ready/.state").write_text("done")
+    q = quote(shard["path"], safe="")
+    rc, got = serve(src, [f"GET {q} 1000 5\n", "GET unverified.bin 0 5\n"])
+    head, _, rest = got.partition(b"\n")
+    assert json.loads(head) == {"size": shard["size"], "offset": 1000}
+    body, second = rest[:shard["size"] - 1000], rest[shard["size"] - 1000:]
+    assert body == hub.files[shard["path"]][1000:]
+    assert json.loads(second) == {"error": "finished without unverified.bin", "final": True}
+
+
+def test_pull_resumes_a_partial_copy_and_rejects_bytes_that_do_not_match_the_hub(tmp_path: Path, hub: FakeHub) -> None:
+    src, files = served_root(tmp_path, hub)
+    shard = next(f for f in files if f["path"].endswith(".safetensors"))
+    dst = tmp_path / "dst"
+    part = dst / ".glm5cluster/partial" / (quote(shard["path"], safe="") + ".part")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(hub.files[shard["path"]][:5000])
+    req = {"dir": str(dst), "files": [shard], "source": str(src), "source_name": "seed",
+           "stall_timeout": 10, "retries": 1, "workers": 1, "source_wait": 20}
+    (tmp_path / "pull.json").write_text(json.dumps(req))
+    r = agent("pull", arg=str(tmp_path / "pull.json"))
+    assert isinstance(r, subprocess.CompletedProcess) and r.returncode == 0, r.stderr
+    assert (dst / shard["path"]).read_bytes() == hub.files[shard["path"]]
+    # the source's copy is damaged after it verified it (mtime kept): the receiver refuses it
+    bad = src / shard["path"]
+    st = bad.stat()
+    data = bytearray(bad.read_bytes())
+    data[100] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    os.utime(bad, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (dst / shard["path"]).unlink()
+    r = agent("pull", arg=str(tmp_path / "pull.json"))
+    assert isinstance(r, subprocess.CompletedProcess) and r.returncode == 1
+    assert "checksum mismatch after copy" in r.stderr and not (dst / shard["path"]).exists()
+
+
+def test_pull_waits_for_files_the_source_is_still_verifying(tmp_path: Path, hub: FakeHub) -> None:
+    src, files = served_root(tmp_path, hub)
+    ready = src / ".glm5cluster/ready"
+    held = {m.name: m.read_text() for m in ready.iterdir() if m.name != ".state"}
+    for name in held:
+        (ready / name).unlink()
+    (ready / ".state").write_text("running")
+    dst = tmp_path / "dst"
+    req = {"dir": str(dst), "files": files, "source": str(src), "source_name": "seed",
+           "stall_timeout": 10, "retries": 1, "workers": 2, "source_wait": 20}
+    (tmp_path / "pull.json").write_text(json.dumps(req))
+    proc = agent("pull", arg=str(tmp_path / "pull.json"), wait=False)
+    assert isinstance(proc, subprocess.Popen)
+    for name, text in held.items():  # the source verifies one file after the other
+        time.sleep(0.3)
+        (ready / name).write_text(text)
+    (ready / ".state").write_text("done")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    for f in files:
+        assert (dst / f["path"]).read_bytes() == hub.files[f["path"]]
