@@ -38,7 +38,7 @@ class StageParams(Params):
     verify_weights: bool = False  # re-hash every file (``--verify-weights``)
     workers: int = 4  # parallel hub downloads per node (`each`, and a seed with no receivers)
     peer_streams: int = 2  # ssh streams per receiver (each one copies file after file)
-    seed_workers: int = 1  # parallel hub downloads on the fan-out seed: one at a time, so files
+    seed_workers: int = 2  # parallel hub downloads on the fan-out seed: two at a time, so files
     # complete in order and the other nodes start copying the first while the rest download
     # (the hub link is the bottleneck; more parallel downloads only finish them all later)
     poll_interval: float = 1.0

@@ -7,13 +7,13 @@ used. Re-runs find the directory and cost nothing.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from glm5cluster.lab.dockerd import file_lock
 
 
 def cache_root() -> Path:
@@ -37,15 +37,7 @@ def tree_hash(paths: Iterable[Path], *extra: str) -> str:
     return h.hexdigest()[:16]
 
 
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+locked = file_lock  # one lock helper for the whole lab
 
 
 def cached_dir(part: str, key: str, build: Callable[[Path], None]) -> Path:

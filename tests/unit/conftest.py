@@ -1,3 +1,5 @@
+"""Shared unit-test helpers: a small valid inventory and its topology."""
+
 from __future__ import annotations
 
 from typing import Any
