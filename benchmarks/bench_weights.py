@@ -1,12 +1,14 @@
 """Time to stage the same weights on 1, 2 and 4 nodes, `each` vs fan-out, hub capped slow.
 
-    .venv/bin/python benchmarks/bench_weights.py [--shards 8 --shard-mb 256 --rate-mbps 300]
+    .venv/bin/python benchmarks/bench_weights.py [--shards 8 --shard-mb 256 --rate-mbps 300 --repeat 1]
 
 Brings up its own rehearsal lab (4 hosts + the mirror; the hub simulator serves a GLM-5-shaped
 repository of ``shards`` x ``shard-mb`` MiB behind a TOTAL bandwidth cap of ``rate-mbps``),
 installs the weights tools once, then for each (nodes, mode) wipes the weights directory on the
 nodes and times ``glm5cluster run INV playbooks/weights.yaml --yes --limit <first N hosts>`` with
-``model.source.mode`` set. Writes ``benchmarks/results/weights.json`` and ``weights.md`` and
+``model.source.mode`` set (``--repeat N``: N runs each, the median is reported). The machine's
+load average (1 min) before and after each run is recorded: the lab shares the machine's cores
+with whatever else runs there, so a loaded machine slows every row. Writes ``benchmarks/results/weights.json`` and ``weights.md`` and
 prints the ratios the issue targets: fan-out@4 / fan-out@1 <= 1.25, each@4 / fan-out@4 >= 2.5.
 The lab is removed at the end unless ``--keep``.
 """
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -47,6 +50,10 @@ def inventory_for(base: Path, mode: str) -> Path:
     return out
 
 
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def run_weights(inv: Path, hosts: list[str]) -> tuple[float, str]:
     start = time.monotonic()
     r = sh([*CLI, "run", str(inv), str(ROOT / "playbooks" / "weights.yaml"), "--yes", "--limit", ",".join(hosts)])
@@ -63,6 +70,7 @@ def main() -> int:
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--shard-mb", type=float, default=256.0)
     ap.add_argument("--rate-mbps", type=float, default=300.0)
+    ap.add_argument("--repeat", type=int, default=1, help="runs per row; the median is reported")
     ap.add_argument("--keep", action="store_true", help="leave the lab running")
     a = ap.parse_args()
     hosts = ["node-1", "node-2", "node-3", "node-4"]
@@ -83,11 +91,17 @@ def main() -> int:
         rows: list[dict[str, object]] = []
         for n in (1, 2, 4):
             for mode in ("fanout", "each") if n > 1 else ("fanout",):
-                for h in hosts:
-                    lab_exec(a.name, h, f"rm -rf {wdir}")
-                took, _ = run_weights(inv[mode], hosts[:n])
-                rows.append({"nodes": n, "mode": mode, "seconds": round(took, 1)})
-                print(f"{n} node(s) {mode:6s} {took:7.1f} s", flush=True)
+                runs, loads = [], []
+                for _ in range(max(1, a.repeat)):
+                    for h in hosts:
+                        lab_exec(a.name, h, f"rm -rf {wdir}")
+                    before = load1()
+                    took, _ = run_weights(inv[mode], hosts[:n])
+                    runs.append(round(took, 1))
+                    loads.append([before, load1()])
+                    print(f"{n} node(s) {mode:6s} {took:7.1f} s  load {before:.1f} -> {load1():.1f}", flush=True)
+                rows.append({"nodes": n, "mode": mode, "seconds": statistics.median(runs), "runs": runs,
+                             "load1_before_after": loads})
     finally:
         if not a.keep:
             sh([*CLI, "lab", "down", "--name", a.name])
@@ -102,12 +116,17 @@ def main() -> int:
            "weights": {"shards": a.shards, "shard_mib": a.shard_mb, "total_mib": size_mib},
            "hub_rate_mbps_total": a.rate_mbps,
            "floor_seconds_one_download": round(size_mib * 8 * 1.048576 / a.rate_mbps, 1),
-           "rows": rows, "summary": summary}
+           "rows": rows, "summary": summary,
+           "load1_range": [min(x for r in rows for p in r["load1_before_after"] for x in p),  # type: ignore[attr-defined]
+                           max(x for r in rows for p in r["load1_before_after"] for x in p)]}  # type: ignore[attr-defined]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "weights.json").write_text(json.dumps(doc, indent=1) + "\n")
     md = [f"Weights staging: {a.shards} x {a.shard_mb:.0f} MiB ({size_mib / 1024:.1f} GiB), hub capped at "
           f"{a.rate_mbps:.0f} Mbit/s total (one download >= {doc['floor_seconds_one_download']} s); "
-          f"{doc['machine']}; wall time of `glm5cluster run INV weights` (tools already installed).", "",
+          f"{doc['machine']}; wall time of `glm5cluster run INV weights` (tools already installed), "
+          f"{'median of ' + str(a.repeat) + ' runs' if a.repeat > 1 else 'one run'} per cell, all in one session; "
+          f"machine load average (1 min) during the session {doc['load1_range'][0]:.1f}-{doc['load1_range'][1]:.1f} "
+          "(other work shares the 2 cores).", "",
           "| nodes | fan-out (s) | each (s) |", "|---|---|---|"]
     for n in (1, 2, 4):
         each = t.get((n, "each"), t[(1, "fanout")] if n == 1 else None)

@@ -7,17 +7,15 @@ Only what is named for this cluster is touched (``engine/procedures/teardown.py`
 
 from __future__ import annotations
 
-import sys
-
 import click
 
+from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.run_cmd import connect_options, transport_option
 from glm5cluster.connect.pool import ConnectionPool
 from glm5cluster.engine.playbook import Playbook, Step
 from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
-from glm5cluster.engine.report import RunReport
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
 from glm5cluster.engine.selection import limit_hosts
@@ -71,17 +69,8 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
                                                       Teardown(), params),))
     display = Display(verbose=verbose)
     log = RunLog(pb.name)
-    refused_without_tty = False
-
-    def confirm(plan: RunReport) -> bool:
-        nonlocal refused_without_tty
-        display.show_plan(plan)
-        if not sys.stdin.isatty():
-            refused_without_tty = True
-            click.echo("error: --purge deletes data and there is no terminal to confirm it on", err=True)
-            click.echo("hint: review the plan above and re-run with --yes", err=True)
-            return False
-        return click.confirm("Stop the cluster and delete these files?", default=False)
+    confirm = TerminalConfirm(display, question="Stop the cluster and delete these files?",
+                              what="--purge deletes data", hint="review the plan above and re-run with --yes")
 
     options = RunOptions(check=check, limit=tuple(hosts), forks=forks)
     try:
@@ -95,4 +84,4 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
     if check and report.changes:
         display.show_plan(report)
     display.recap(report, log.dir)
-    ctx.exit(2 if refused_without_tty else report.exit_code)
+    ctx.exit(2 if confirm.refused else report.exit_code)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
+from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.connect.pool import ConnectionPool, ConnectOptions
 from glm5cluster.engine.playbook import load_playbook
-from glm5cluster.engine.report import RunReport
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
 from glm5cluster.model.loader import load_inventory
@@ -73,19 +72,7 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
     pb = load_playbook(resolve_playbook(playbook))
     display = Display(verbose=verbose)
     log = RunLog(pb.name)
-    refused_without_tty = False
-
-    def confirm(plan: RunReport) -> bool:
-        nonlocal refused_without_tty
-        display.show_plan(plan)
-        if not sys.stdin.isatty():
-            refused_without_tty = True
-            click.echo("error: changes are planned and there is no terminal to confirm them on",
-                       err=True)
-            click.echo("hint: review the plan above and re-run with --yes to apply it "
-                       "(or --check to only show it)", err=True)
-            return False
-        return click.confirm("Apply these changes?", default=False)
+    confirm = TerminalConfirm(display)
 
     options = RunOptions(check=check, limit=limit, max_fail=max_fail, forks=forks,
                          step_timeout=step_timeout, allow_reboot=allow_reboot, verify_weights=verify_weights)
@@ -99,4 +86,4 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
     if check and report.changes:
         display.show_plan(report)
     display.recap(report, log.dir)
-    ctx.exit(2 if refused_without_tty else report.exit_code)
+    ctx.exit(2 if confirm.refused else report.exit_code)

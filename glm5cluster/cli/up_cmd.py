@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import sys
 from pathlib import Path
 
 import click
 
+from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.run_cmd import connect_options, transport_option
@@ -129,17 +129,7 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
                         allow_reboot=True if allow_reboot else None, restart=True if restart else None)
     display = Display(verbose=verbose)
     log = RunLog(pb.name, secrets=secrets_of(loaded.inventory))
-    refused = False
-
-    def confirm(plan: RunReport) -> bool:
-        nonlocal refused
-        display.show_plan(plan)
-        if not sys.stdin.isatty():
-            refused = True
-            click.echo("error: changes are planned and there is no terminal to confirm them on", err=True)
-            click.echo("hint: re-run with --yes to apply (or --check to only show the plan)", err=True)
-            return False
-        return click.confirm("Apply these changes?", default=False)
+    confirm = TerminalConfirm(display)
 
     options = RunOptions(check=check, limit=limit, forks=forks, allow_reboot=allow_reboot,
                          verify_weights=verify_weights)
@@ -163,4 +153,4 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     if report.exit_code == 0 and report.applied and smoke_ok:
         for line in serving_lines(loaded.inventory, topo, report):
             click.echo(line)
-    ctx.exit(2 if refused else report.exit_code)
+    ctx.exit(2 if confirm.refused else report.exit_code)

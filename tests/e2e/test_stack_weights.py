@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STACK = str(ROOT / "playbooks" / "stack.yaml")
 WEIGHTS = str(ROOT / "playbooks" / "weights.yaml")
 WDIR = "/srv/models/GLM-5"
-NEW_DRIVER = "580.105.08"
+NEW_DRIVER = "580.159.04"  # the newest R580 stand-in on the mirror, and the lab default
 
 
 def make(make_lab: Any, rate: float = 0.0) -> Lab:

@@ -6,11 +6,8 @@ Every cluster is brought up by the real `glm5cluster up INV --yes` with ``playbo
 SGLang from the lab package index (venv) or registry (docker), the weights from the lab hub,
 launch, readiness, smoke.
 
-TEMPORARY (for the lead): ``PENDING_STACK_STEPS`` lists up.yaml steps that do not yet pass in
-the lab (the NVIDIA driver stand-ins vs the lab's preinstalled driver 580.159.04, owned by the
-stack work). While it is non-empty, `up` runs with ``--playbook`` pointing at a copy of
-``playbooks/up.yaml`` without those steps (written per test session, so every other step is
-the real one). Empty it once `glm5cluster up` passes on a fresh default lab.
+Every test runs the real ``playbooks/up.yaml``: ``PENDING_STACK_STEPS`` (steps to leave out of
+a copy of it, for a step that does not yet pass in the lab) is empty and must stay so.
 """
 
 from __future__ import annotations
@@ -27,9 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 UP_PLAYBOOK = REPO / "playbooks" / "up.yaml"
-PENDING_STACK_STEPS: frozenset[str] = frozenset({
-    "gpu.nvidia_driver", "gpu.fabric_manager", "gpu.nvidia_persistence", "gpu.reboot", "gpu.verify",
-})
+PENDING_STACK_STEPS: frozenset[str] = frozenset()
 WEIGHTS = "/srv/models/GLM-5"
 # Small synthetic weights and a short simulated load: CI time (see the modules' docstrings).
 LAB_HUB = {"mirror": True, "hub_shards": 2, "hub_shard_mb": 0.05}

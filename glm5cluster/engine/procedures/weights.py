@@ -41,7 +41,8 @@ class StageParams(Params):
     seed_workers: int = 2  # parallel hub downloads on the fan-out seed: two at a time, so files
     # complete in order and the other nodes start copying the first while the rest download
     # (the hub link is the bottleneck; more parallel downloads only finish them all later)
-    poll_interval: float = 1.0
+    poll_interval: float = 3.0  # progress is read at least this often (at once when an agent ends)
+    copy_nice: int = 10  # CPU niceness of node-to-node copies (the hub download stays in front)
     fanout: int = 2
     tools_dir: str = W.TOOLS_DIR
 
@@ -252,7 +253,7 @@ class _Stage:
                 raise RuntimeError(f"{child}: {handed[child].error}")
             pn = ctx.nodes[parent]
             plan[child] = {**base, "commit": commit, "files": [by_path[p] for p in todo[child]], "kind": "pull",
-                           "workers": self.p.peer_streams, "source": f"{pn.ssh.user}@{pn.cluster_address}",
+                           "workers": self.p.peer_streams, "nice": self.p.copy_nice, "source": f"{pn.ssh.user}@{pn.cluster_address}",
                            "source_name": parent, "port": pn.ssh.port, "key": f"{xdir}/id", "known_hosts": f"{xdir}/known_hosts"}
 
     def _teardown_trust(self, sources: list[str], receivers: list[str]) -> None:
@@ -289,12 +290,17 @@ class _Stage:
                 running.add(h)
             else:
                 self.results[h] = StepResult(Status.FAILED, message=str(sr.error))
-        poll = (f"cat {shlex.quote(self.state_path('progress.json'))} 2>/dev/null; echo; "
-                f"kill -0 $(cat {shlex.quote(self.state_path('agent.pid'))}) 2>/dev/null && echo ALIVE; "
+        # waits on the node until the agent ends or poll_interval passes: few round trips, no lag
+        poll = (f"p=$(cat {shlex.quote(self.state_path('agent.pid'))} 2>/dev/null); "
+                f"if [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; then "
+                f"timeout {self.p.poll_interval:g} tail -s 0.2 --pid=\"$p\" -f /dev/null 2>/dev/null; fi; "
+                f"cat {shlex.quote(self.state_path('progress.json'))} 2>/dev/null; echo; "
+                f"[ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null && echo ALIVE; "
                 f"tail -n 3 {shlex.quote(self.state_path('agent.log'))} 2>/dev/null | sed 's/^/LOG /'")
         while running:
-            time.sleep(self.p.poll_interval)
             got = ctx.fan_out(lambda h: ctx.run(h, Shell.sh(poll, sudo=True, description="weights progress")), sorted(running))
+            if any(not r.ok or r.value is None for r in got.values()):
+                time.sleep(self.p.poll_interval)  # a host did not answer: do not spin
             for h, r in got.items():
                 if not r.ok or r.value is None:
                     continue

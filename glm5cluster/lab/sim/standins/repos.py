@@ -5,7 +5,9 @@ from __future__ import annotations
 from .recipe import KEYRING, Deb, File, Repo
 
 BRANCH = "580"
-DRIVER_VERSIONS = ("580.95.05", "580.105.08")  # the second one exercises upgrades
+# 580.159.04 is what the lab hosts come with (lab/hosts.py NVIDIA_DRIVER): a site whose driver was
+# installed outside the package manager still gets a fabric manager of the same version.
+DRIVER_VERSIONS = ("580.95.05", "580.105.08", "580.159.04")  # older ones exercise upgrades
 TOOLKIT_VERSIONS = ("1.17.8", "1.18.0")
 CUDA_DISTROS = ("debian12", "ubuntu2204", "ubuntu2404")
 UBUNTU_SUITES = ("jammy", "noble")
