@@ -1,4 +1,5 @@
-"""The weights tools on a node: the tools venv (huggingface_hub), the agent script, rsync."""
+"""The weights tools on a node: the tools venv (huggingface_hub), the agent script, the ssh client
+(node-to-node copies)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ class ToolsState:
     python: bool  # the tools venv's python runs
     hub_version: str | None  # huggingface_hub version in the tools venv
     agent_sha256: str | None
-    rsync: bool
+    ssh: bool  # the OpenSSH client (a receiver streams from its source over ssh)
     venv_module: bool  # the system python3 can create venvs (python3-venv on Debian/Ubuntu)
     family: str  # debian | rhel | unknown
 
@@ -31,7 +32,7 @@ class ToolsFact(Fact[ToolsState]):
         script = (
             f"echo \"hub=$({py} -c 'import huggingface_hub as h; print(h.__version__)' 2>/dev/null)\"\n"
             f"echo \"agent=$(sha256sum {shlex.quote(self.agent_path)} 2>/dev/null | cut -d' ' -f1)\"\n"
-            "echo \"rsync=$(command -v rsync)\"\n"
+            "echo \"ssh=$(command -v ssh)\"\n"
             "echo \"venv=$(python3 -c 'import ensurepip, venv; print(1)' 2>/dev/null)\"\n"
             "if command -v apt-get >/dev/null; then echo family=debian; "
             "elif command -v dnf >/dev/null; then echo family=rhel; else echo family=unknown; fi\n"
@@ -51,7 +52,7 @@ def parse_tools(text: str) -> ToolsState:
         python=bool(kv.get("hub")),
         hub_version=kv.get("hub") or None,
         agent_sha256=kv.get("agent") or None,
-        rsync=bool(kv.get("rsync")),
+        ssh=bool(kv.get("ssh")),
         venv_module=kv.get("venv") == "1",
         family=kv.get("family", "unknown"),
     )

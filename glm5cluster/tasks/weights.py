@@ -45,7 +45,7 @@ def pip_index_args(index: str | None) -> list[str]:
 
 
 class WeightsTools(Task[ToolsParams]):
-    """A tools venv with huggingface_hub (from the same index as sglang), the agent, rsync."""
+    """A tools venv with huggingface_hub (from the same index as sglang), the agent, the ssh client."""
 
     name = "weights.tools"
     Params = ToolsParams
@@ -57,15 +57,15 @@ class WeightsTools(Task[ToolsParams]):
         st: ToolsState = facts["tools"]
         agent = f"{params.tools_dir}/bin/glm5-weights-agent.py"
         want = agent_sha256()
-        if st.python and st.rsync and st.agent_sha256 == want:
-            return NoOp(f"tools venv (huggingface_hub {st.hub_version}), agent and rsync present")
+        if st.python and st.ssh and st.agent_sha256 == want:
+            return NoOp(f"tools venv (huggingface_hub {st.hub_version}), agent and ssh client present")
         cmds: list[Command] = []
-        pkgs = [p for p, missing in (("rsync", not st.rsync), ("python3-venv", not st.venv_module)) if missing]
+        pkgs = [p for p, missing in (("openssh-client", not st.ssh), ("python3-venv", not st.venv_module)) if missing]
         if pkgs and st.family == "debian":
             cmds.append(Shell.cmd("apt-get", "install", "-y", "--no-install-recommends", *pkgs, sudo=True,
                                   env={"DEBIAN_FRONTEND": "noninteractive"}, timeout=900, description=f"install {' '.join(pkgs)}"))
-        elif "rsync" in pkgs and st.family == "rhel":
-            cmds.append(Shell.cmd("dnf", "install", "-y", "rsync", sudo=True, timeout=900))
+        elif "openssh-client" in pkgs and st.family == "rhel":
+            cmds.append(Shell.cmd("dnf", "install", "-y", "openssh-clients", sudo=True, timeout=900))
         elif pkgs:
             return Fail(f"{' '.join(pkgs)} missing and no known package manager", "install them on the node")
         if not st.python:

@@ -42,7 +42,6 @@ class StageParams(Params):
     # complete in order and the other nodes start copying the first while the rest download
     # (the hub link is the bottleneck; more parallel downloads only finish them all later)
     poll_interval: float = 3.0  # progress is read at least this often (at once when an agent ends)
-    copy_nice: int = 10  # CPU niceness of node-to-node copies (the hub download stays in front)
     fanout: int = 2
     tools_dir: str = W.TOOLS_DIR
 
@@ -253,7 +252,7 @@ class _Stage:
                 raise RuntimeError(f"{child}: {handed[child].error}")
             pn = ctx.nodes[parent]
             plan[child] = {**base, "commit": commit, "files": [by_path[p] for p in todo[child]], "kind": "pull",
-                           "workers": self.p.peer_streams, "nice": self.p.copy_nice, "source": f"{pn.ssh.user}@{pn.cluster_address}",
+                           "workers": self.p.peer_streams, "source": f"{pn.ssh.user}@{pn.cluster_address}",
                            "source_name": parent, "port": pn.ssh.port, "key": f"{xdir}/id", "known_hosts": f"{xdir}/known_hosts"}
 
     def _teardown_trust(self, sources: list[str], receivers: list[str]) -> None:

@@ -294,7 +294,6 @@ def run_workers(root: Path, req: dict[str, Any], phase: str, fn: Any) -> dict[st
 # ---- node to node: one long-lived stream per receiver thread, served by ``serve`` ----
 
 SERVE_CMD = "glm5-weights-serve"  # the only command the gate lets through
-SERVE_NICE = 10  # node-to-node copies are background work (see ``background``)
 HEARTBEAT = 2.0  # a waiting server says so this often (the receiver's stall watchdog stays quiet)
 LAN_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
 
@@ -385,26 +384,13 @@ def send_range(fh: Any, out: int, offset: int, count: int) -> None:
         offset, count = offset + n, count - n
 
 
-def background(nice: int, parent: bool = False) -> None:
-    """Copies between nodes run at a lower CPU priority than the hub download (the critical path)
-    and whatever else the node runs; ``parent``: the sshd session that encrypts this stream too."""
-    if nice <= 0:
-        return
-    for pid in (0, os.getppid()) if parent else (0,):
-        try:
-            os.setpriority(os.PRIO_PROCESS, pid, max(os.getpriority(os.PRIO_PROCESS, pid), nice))
-        except OSError:
-            pass
-
-
-def cmd_serve(root_s: str, under_sshd: bool = False) -> int:
+def cmd_serve(root_s: str) -> int:
     """Serve this node's VERIFIED files of ``root`` over stdin/stdout, one request a line:
     ``GET <quoted path> <offset> <wait s>`` -> a JSON header line, then the bytes from offset.
     Waits for a file this node is still fetching (pipelining); never reads outside ``root``."""
     root = Path(root_s)
     out = sys.stdout.fileno()
     big_pipe(out)
-    background(SERVE_NICE, parent=under_sshd)
     for raw in sys.stdin.buffer:
         words = raw.decode(errors="replace").split()
         if len(words) != 4 or words[0] != "GET":
@@ -588,7 +574,7 @@ def cmd_gate(root: str) -> int:
     if os.environ.get("SSH_ORIGINAL_COMMAND", "").strip() != SERVE_CMD:
         print(f"glm5cluster gate: only {SERVE_CMD} is allowed", file=sys.stderr)
         return 1
-    return cmd_serve(root, under_sshd=True)
+    return cmd_serve(root)
 
 
 def main(argv: list[str]) -> int:
@@ -601,8 +587,6 @@ def main(argv: list[str]) -> int:
         req = json.loads(Path(argv[2]).read_text())
         root = Path(req["dir"])
         req["_local"], req["_links"] = threading.local(), []
-        if cmd == "pull":
-            background(int(req.get("nice", SERVE_NICE)))
         try:
             out = run_workers(root, req, cmd, hub_download if cmd == "fetch" else peer_copy)
         except BaseException as e:  # noqa: BLE001 - reported through progress.json and the exit code

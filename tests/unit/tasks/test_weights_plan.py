@@ -67,13 +67,13 @@ class Ctx:
     node: Any = None
 
 
-def test_tools_task_installs_venv_hub_agent_and_rsync() -> None:
-    st = parse_tools("hub=\nagent=\nrsync=\nvenv=\nfamily=debian\n")
+def test_tools_task_installs_venv_hub_agent_and_ssh_client() -> None:
+    st = parse_tools("hub=\nagent=\nssh=\nvenv=\nfamily=debian\n")
     out = WeightsTools().plan(ToolsParams(), Ctx(inv()), {"tools": st})
     assert isinstance(out, Change)
     text = "\n".join(c.command_line() for c in out.commands if isinstance(c, Shell))
-    assert "rsync python3-venv" in text and "python3 -m venv /opt/glm5cluster/tools" in text
+    assert "openssh-client python3-venv" in text and "python3 -m venv /opt/glm5cluster/tools" in text
     assert "--index-url http://mirror.lab:8081/simple" in text
     assert any(isinstance(c, Upload) and c.dest.endswith("glm5-weights-agent.py") for c in out.commands)
-    done = parse_tools(f"hub=1.0.0\nagent={agent_sha256()}\nrsync=/usr/bin/rsync\nvenv=1\nfamily=debian\n")
+    done = parse_tools(f"hub=1.0.0\nagent={agent_sha256()}\nssh=/usr/bin/ssh\nvenv=1\nfamily=debian\n")
     assert isinstance(WeightsTools().plan(ToolsParams(), Ctx(inv()), {"tools": done}), NoOp)
