@@ -10,7 +10,6 @@ its own fact gathering off), so every tool does the same remote work. Every tool
 once to converge the hosts; then the tools' converged re-runs are timed in interleaved rounds
 (wall clock of the whole command, interpreter start included; and the CPU time the control
 machine spent, which a shared machine's load disturbs much less), median of ``--runs``.
-``glm5cluster-lazy-cli`` is the same run with only the `run` subcommand imported at start-up.
 
     .venv/bin/python benchmarks/bench_converge.py --inventory LAB_INV.yaml --sizes 4,16 --runs 5
 
@@ -127,16 +126,9 @@ def run_floor(inv: Path, script: str) -> Callable[[], None]:
     return go
 
 
-# The console script as cli/main.py would run it with lazy subcommand registration (only the
-# invoked subcommand's module imported): measures what eager registration costs at start-up.
-LAZY_CLI = ("import sys; from glm5cluster.cli.main import cli; from glm5cluster.cli import run_cmd; "
-            "cli.add_command(run_cmd.command, name='run'); cli(prog_name='glm5cluster')")
-
-
-def run_glm5cluster(inv: Path, home: Path, transport: str, lazy: bool = False) -> Callable[[], None]:
+def run_glm5cluster(inv: Path, home: Path, transport: str) -> Callable[[], None]:
     env = {**os.environ, "GLM5CLUSTER_HOME": str(home), "GLM5CLUSTER_TRANSPORT": transport}
-    entry = [sys.executable, "-c", LAZY_CLI] if lazy else [str(VENV_BIN / "glm5cluster")]
-    argv = [*entry, "run", str(inv), str(PLAYBOOK), "--yes"]
+    argv = [str(VENV_BIN / "glm5cluster"), "run", str(inv), str(PLAYBOOK), "--yes"]
 
     def go(strict: bool = True) -> None:
         p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -254,8 +246,7 @@ def main() -> int:
     ap.add_argument("--inventory", required=True, type=Path, help="the lab inventory (lab up --hosts 16)")
     ap.add_argument("--sizes", default="4,16")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--tools", default="floor,glm5cluster,glm5cluster-lazy-cli,glm5cluster-openssh,"
-                                       "pyinfra,ansible")
+    ap.add_argument("--tools", default="floor,glm5cluster,glm5cluster-openssh,pyinfra,ansible")
     ap.add_argument("--out", type=Path, default=RESULTS / "converge.json")
     args = ap.parse_args()
     tools = args.tools.split(",")
@@ -269,7 +260,6 @@ def main() -> int:
             "floor": lambda inv=inv: run_floor(inv, floor_script(inv)),
             "glm5cluster": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "paramiko"),
             "glm5cluster-openssh": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "openssh"),
-            "glm5cluster-lazy-cli": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "paramiko", True),
             "pyinfra": lambda inv=inv, w=work: run_pyinfra(inv, w),
             "ansible": lambda inv=inv, w=work: run_ansible(inv, w),
         }
