@@ -12,8 +12,7 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.run_cmd import connect_options, transport_option
-from glm5cluster.connect.pool import ConnectionPool
+from glm5cluster.cli.session import connected, show_outcome, transport_option
 from glm5cluster.engine.playbook import Playbook, Step
 from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
 from glm5cluster.engine.runlog import RunLog
@@ -73,15 +72,9 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
                               what="--purge deletes data", hint="review the plan above and re-run with --yes")
 
     options = RunOptions(check=check, limit=tuple(hosts), forks=forks)
-    try:
-        with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
-            report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
-                                  confirm=confirm if purge and not (yes or check) else None,
-                                  topology=checked.topology)
-    finally:
-        display.close()
-        log.close()
-    if check and report.changes:
-        display.show_plan(report)
-    display.recap(report, log.dir)
+    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+        report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
+                              confirm=confirm if purge and not (yes or check) else None,
+                              topology=checked.topology)
+    show_outcome(display, report, log, check)
     ctx.exit(2 if confirm.refused else report.exit_code)

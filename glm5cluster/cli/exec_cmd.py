@@ -8,7 +8,7 @@ import sys
 import click
 
 from glm5cluster.cli.display import host_width, print_exec
-from glm5cluster.cli.run_cmd import connect_options, transport_option
+from glm5cluster.cli.session import connect_options, transport_option
 from glm5cluster.commands import CommandResult, Shell
 from glm5cluster.connect.pool import ConnectionPool, fan_out
 from glm5cluster.engine.selection import limit_hosts

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import click
 
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.run_cmd import connect_options, transport_option
+from glm5cluster.cli.session import connect_options, transport_option
 from glm5cluster.commands import Shell
 from glm5cluster.connect.pool import ConnectionPool, fan_out
 from glm5cluster.facts.log_lines import LogLine, format_time, parse_lines, since_epoch

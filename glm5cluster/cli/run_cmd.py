@@ -9,13 +9,11 @@ import click
 
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
-from glm5cluster.connect.pool import ConnectionPool, ConnectOptions
+from glm5cluster.cli.session import connected, show_outcome, transport_option
 from glm5cluster.engine.playbook import load_playbook
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
 from glm5cluster.model.loader import load_inventory
-
-TRANSPORTS = ["paramiko", "openssh"]
 
 
 def resolve_playbook(name: str) -> str:
@@ -26,16 +24,6 @@ def resolve_playbook(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def connect_options(accept_new: bool, transport: str | None) -> ConnectOptions:
-    chosen = transport or os.environ.get("GLM5CLUSTER_TRANSPORT") or "paramiko"
-    if chosen not in TRANSPORTS:
-        raise click.BadParameter(f"transport {chosen!r}: use one of {', '.join(TRANSPORTS)}")
-    return ConnectOptions(accept_new_host_keys=accept_new, transport=chosen)  # type: ignore[arg-type]
-
-
-def transport_option(fn: click.decorators.FC) -> click.decorators.FC:
-    return click.option("--transport", type=click.Choice(TRANSPORTS), default=None,
-                        help="SSH implementation (default paramiko; env GLM5CLUSTER_TRANSPORT).")(fn)
 
 
 @click.command()
@@ -76,14 +64,8 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
 
     options = RunOptions(check=check, limit=limit, max_fail=max_fail, forks=forks,
                          step_timeout=step_timeout, allow_reboot=allow_reboot, verify_weights=verify_weights)
-    try:
-        with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
-            report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
-                                  confirm=None if (yes or check) else confirm)
-    finally:
-        display.close()
-        log.close()
-    if check and report.changes:
-        display.show_plan(report)
-    display.recap(report, log.dir)
+    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+        report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
+                              confirm=None if (yes or check) else confirm)
+    show_outcome(display, report, log, check)
     ctx.exit(2 if confirm.refused else report.exit_code)

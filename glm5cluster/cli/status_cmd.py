@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import click
 
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.run_cmd import connect_options, transport_option
+from glm5cluster.cli.session import connect_options, transport_option
 from glm5cluster.connect.pool import ConnectionPool
 from glm5cluster.engine.procedures.status import ClusterStatus, ReplicaStatus, collect
 from glm5cluster.facts.replica import Verdict

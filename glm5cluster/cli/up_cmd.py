@@ -17,8 +17,7 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.run_cmd import connect_options, transport_option
-from glm5cluster.connect.pool import ConnectionPool
+from glm5cluster.cli.session import connected, show_outcome, transport_option
 from glm5cluster.engine.playbook import Playbook, load_playbook
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.engine.runlog import RunLog
@@ -133,22 +132,16 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
 
     options = RunOptions(check=check, limit=limit, forks=forks, allow_reboot=allow_reboot,
                          verify_weights=verify_weights)
-    try:
-        with ConnectionPool(loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
-            report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
-                                  confirm=None if (yes or check) else confirm, topology=topo)
-            if not (yes or check or report.applied or report.aborted or report.changes or report.exit_code):
-                # Nothing to change, so the plan pass was the run; readiness and smoke only look,
-                # so they run for real: a converged `up` still proves the cluster serves.
-                verify = run_playbook(verify_only(pb), loaded.inventory, loaded.nodes, pool, options,
-                                      display, log, confirm=None, topology=topo)
-                report = merge_verify(report, verify)
-    finally:
-        display.close()
-        log.close()
-    if check and report.changes:
-        display.show_plan(report)
-    display.recap(report, log.dir)
+    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+        report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
+                              confirm=None if (yes or check) else confirm, topology=topo)
+        if not (yes or check or report.applied or report.aborted or report.changes or report.exit_code):
+            # Nothing to change, so the plan pass was the run; readiness and smoke only look,
+            # so they run for real: a converged `up` still proves the cluster serves.
+            verify = run_playbook(verify_only(pb), loaded.inventory, loaded.nodes, pool, options,
+                                  display, log, confirm=None, topology=topo)
+            report = merge_verify(report, verify)
+    show_outcome(display, report, log, check)
     smoke_ok = any(r.status is Status.OK for s in report.steps if s.task == "smoke" for r in s.results.values())
     if report.exit_code == 0 and report.applied and smoke_ok:
         for line in serving_lines(loaded.inventory, topo, report):
