@@ -13,9 +13,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import jinja2
+from typing import TYPE_CHECKING, Literal
 
 from glm5cluster.errors import PlanError
 from glm5cluster.model.inventory import Inventory, Runtime
@@ -38,10 +36,14 @@ def template_dir() -> Path:
     raise FileNotFoundError(f"glm5cluster templates not found in {', '.join(map(str, TEMPLATE_DIRS))}")
 
 
+if TYPE_CHECKING:
+    import jinja2
+
 _ENV: jinja2.Environment | None = None
 
 
 def environment() -> jinja2.Environment:
+    import jinja2  # imported on first use: commands that render nothing start faster
     global _ENV
     if _ENV is None:
         _ENV = jinja2.Environment(
