@@ -25,8 +25,8 @@ class LocalConnection:
         timeout = cmd.timeout or self.command_timeout
         start = time.monotonic()
         try:
-            proc = subprocess.run(  # noqa: S602 - the line is built with shlex quoting
-                line, shell=True, input=cmd.stdin_bytes() or b"", capture_output=True,
+            proc = subprocess.run(  # noqa: S603 - argv; the line inside is built with shlex quoting
+                ["/bin/sh", "-c", line], input=cmd.stdin_bytes() or b"", capture_output=True,
                 timeout=timeout, check=False,
             )
         except subprocess.TimeoutExpired as e:
@@ -38,8 +38,8 @@ class LocalConnection:
 
     def stream(self, cmd: Shell, on_line: Callable[[str], None], stop: threading.Event) -> int | None:
         """As ``SshConnection.stream``: lines as they come until exit or ``stop`` (stdin closed)."""
-        proc = subprocess.Popen(  # noqa: S602 - the line is built with shlex quoting
-            cmd.full_command_line(use_sudo=self.needs_sudo), shell=True, stdin=subprocess.PIPE,
+        proc = subprocess.Popen(  # noqa: S603 - argv; the line inside is built with shlex quoting
+            ["/bin/sh", "-c", cmd.full_command_line(use_sudo=self.needs_sudo)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert proc.stdin is not None and proc.stdout is not None
         data = cmd.stdin_bytes()

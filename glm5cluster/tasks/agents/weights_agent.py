@@ -65,6 +65,21 @@ def hasher_for(f: dict[str, Any]) -> Any:
     return h
 
 
+def resume_partial(part: Path, f: dict, size: int):
+    """Bytes already in ``part`` (a partial longer than the file is discarded) and a hasher
+    that has seen them, so a resumed transfer hashes each byte once."""
+    have = part.stat().st_size if part.exists() else 0
+    if have > size:
+        part.unlink()
+        have = 0
+    h = hasher_for(f)
+    if have:
+        with part.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+    return have, h
+
+
 def digest_ok(f: dict[str, Any], hexdigest: str) -> bool:
     want = f.get("sha256") or f.get("blob_id")
     if not want or len(want) not in (40, 64):
@@ -220,15 +235,7 @@ def hub_download(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progr
     size = int(f["size"])
     last_err = ""
     for attempt in range(int(req.get("retries", 5)) + 1):
-        have = part.stat().st_size if part.exists() else 0
-        if have > size:
-            part.unlink()
-            have = 0
-        h = hasher_for(f)
-        if have:
-            with part.open("rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    h.update(chunk)
+        have, h = resume_partial(part, f, size)
         prog.set(f["path"], have)
         try:
             if have < size:
@@ -509,15 +516,7 @@ def peer_copy(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progress
     size, wait = int(f["size"]), float(req.get("source_wait", 3600))
     last_err = ""
     for attempt in range(int(req.get("retries", 5)) + 1):
-        have = part.stat().st_size if part.exists() else 0
-        if have > size:
-            part.unlink()
-            have = 0
-        h = hasher_for(f)
-        if have:
-            with part.open("rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    h.update(chunk)
+        have, h = resume_partial(part, f, size)
         prog.set(f["path"], have)
         try:
             if getattr(local, "link", None) is None:
