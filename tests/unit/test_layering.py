@@ -18,10 +18,12 @@ ALLOWED: dict[str, set[str]] = {
     "facts": {"commands", "errors", "model"},
     "tasks": {"errors", "commands", "model", "topology", "sglang", "render", "facts"},
     "connect": {"commands", "model", "errors"},
-    "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks", "connect"},
+    "bench": {"errors", "commands", "model", "topology", "render", "connect"},
+    "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks", "connect",
+               "bench"},
     "lab": {"errors", "commands", "model", "connect"},
     "cli": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks",
-            "connect", "engine", "lab"},
+            "connect", "engine", "lab", "bench"},
 }
 # third-party packages only some layers may touch
 RESTRICTED_THIRD_PARTY = {

@@ -301,3 +301,58 @@ def test_pull_waits_for_files_the_source_is_still_verifying(tmp_path: Path, hub:
     assert proc.returncode == 0, err
     for f in files:
         assert (dst / f["path"]).read_bytes() == hub.files[f["path"]]
+
+
+HOSTILE = ["../../escaped.txt", "/tmp/glm5-abs-escape.txt", "ok/../../escaped.txt", ".glm5cluster/ready/forged",
+           ".glm5cluster-manifest.json", "a//b", "./x", "~root/x", "line\nbreak"]
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_list_refuses_a_hostile_listing(bad: str) -> None:
+    hub = FakeHub({**make_repo(1, 1000), bad: b"owned"}, token=TOKEN)
+    try:
+        r = agent("list", {"repo": REPO, "revision": "main", "endpoint": hub.url})
+        assert isinstance(r, subprocess.CompletedProcess) and r.returncode == 1
+        assert "unsafe path" in json.loads(r.stdout)["error"]
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_fetch_refuses_unsafe_paths_before_writing_any_byte(tmp_path: Path, bad: str) -> None:
+    """A hub or mirror listing a path outside the weights dir writes nothing anywhere (the
+    agent runs as root on every node); even the safe files of that request are not fetched."""
+    hub = FakeHub({**make_repo(1, 1000), bad: b"owned"}, token=TOKEN)
+    try:
+        good = [{"path": n, "size": len(b), "sha256": None, "blob_id": None} for n, b in hub.files.items() if n != bad]
+        d = tmp_path / "deep" / "w"
+        d.parent.mkdir()
+        r = fetch(d, hub, [*good, {"path": bad, "size": 5, "sha256": None, "blob_id": None}])
+        assert r.returncode == 1 and "unsafe path" in r.stderr
+        assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/glm5-abs-escape.txt").exists()
+        assert not d.exists()  # nothing at all: not the good files, not the state dir
+        for cmd in ("check", "stamp"):
+            c = agent(cmd, {"dir": str(d), "repo": REPO, "commit": COMMIT, "files": [{"path": bad, "size": 5}]})
+            assert isinstance(c, subprocess.CompletedProcess) and c.returncode == 1 and "unsafe path" in c.stdout
+        pull = {"dir": str(d), "files": [{"path": bad, "size": 5}], "source": str(tmp_path), "source_name": "seed"}
+        (tmp_path / "pull.json").write_text(json.dumps(pull))
+        p = agent("pull", arg=str(tmp_path / "pull.json"))
+        assert isinstance(p, subprocess.CompletedProcess) and p.returncode == 1 and "unsafe path" in p.stderr
+        assert not d.exists()
+    finally:
+        hub.close()
+
+
+def test_fetch_refuses_a_path_through_a_symlink_out_of_the_weights_dir(tmp_path: Path) -> None:
+    hub = FakeHub({**make_repo(1, 1000), "sub/evil.txt": b"owned"}, token=TOKEN)
+    try:
+        d, outside = tmp_path / "w", tmp_path / "outside"
+        d.mkdir()
+        outside.mkdir()
+        (d / "sub").symlink_to(outside)
+        files = [{"path": n, "size": len(b), "sha256": None, "blob_id": None} for n, b in hub.files.items()]
+        r = fetch(d, hub, files)
+        assert r.returncode == 1 and "unsafe path 'sub/evil.txt'" in r.stderr
+        assert list(outside.iterdir()) == []
+    finally:
+        hub.close()

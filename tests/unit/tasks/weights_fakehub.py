@@ -9,6 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -63,7 +64,7 @@ class FakeHub:
                     self.end_headers()
                     self.wfile.write(body)
                     return
-                name = self.path.split("/resolve/", 1)[1].split("/", 1)[1]
+                name = unquote(self.path.split("/resolve/", 1)[1].split("/", 1)[1])
                 data = hub.files.get(name)
                 if data is None:
                     self.send_response(404)
