@@ -12,7 +12,7 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.session import connected, show_outcome, transport_option
+from glm5cluster.cli.session import FORKS_HELP, connected, show_outcome, transport_option
 from glm5cluster.engine.playbook import Playbook, Step
 from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
 from glm5cluster.engine.runlog import RunLog
@@ -48,7 +48,7 @@ def whole_replicas(nodes: list[Node], topology: Topology, limit: tuple[str, ...]
 @click.option("--drain-timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Seconds a head may take to drain and stop before it is killed.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result.")
 @transport_option
 @click.pass_context

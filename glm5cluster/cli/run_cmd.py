@@ -10,7 +10,13 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import remember_secrets
-from glm5cluster.cli.session import connected, show_outcome, transport_option
+from glm5cluster.cli.session import (
+    FORKS_HELP,
+    connected,
+    secrets_of,
+    show_outcome,
+    transport_option,
+)
 from glm5cluster.engine.playbook import load_playbook
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
@@ -37,8 +43,7 @@ def resolve_playbook(name: str) -> str:
               help="Abort the run when more than N hosts have failed.")
 @click.option("--accept-new-host-keys", is_flag=True,
               help="Record unknown host keys in the inventory's known_hosts (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True,
-              help="Hosts worked on in parallel.")
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--step-timeout", type=float, default=None, help="Seconds a step may take on all hosts.")
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
 @click.option("--allow-reboot", is_flag=True,
@@ -61,7 +66,7 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
     remember_secrets(loaded.inventory)
     pb = load_playbook(resolve_playbook(playbook))
     display = Display(verbose=verbose)
-    log = RunLog(pb.name)
+    log = RunLog(pb.name, secrets=secrets_of(loaded.inventory))
     confirm = TerminalConfirm(display)
 
     options = RunOptions(check=check, limit=limit, max_fail=max_fail, forks=forks,

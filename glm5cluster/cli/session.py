@@ -12,9 +12,18 @@ from glm5cluster.cli.display import Display
 from glm5cluster.connect.pool import ConnectionPool, ConnectOptions
 from glm5cluster.engine.report import RunReport
 from glm5cluster.engine.runlog import RunLog
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.loader import LoadedInventory
 
 TRANSPORTS = ["paramiko", "openssh"]
+FORKS_HELP = "Hosts worked on in parallel (SSH connections and commands at once)."
+
+
+def secrets_of(inv: Inventory) -> list[str]:
+    """The values of the secrets the inventory names (by environment variable): masked in logs."""
+    names = [inv.serving.secrets.api_key_env, inv.serving.secrets.hf_token_env,
+             getattr(inv.model.source, "token_env", None)]
+    return [os.environ[n] for n in names if n and os.environ.get(n)]
 
 
 def connect_options(accept_new: bool, transport: str | None) -> ConnectOptions:

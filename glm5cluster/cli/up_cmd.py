@@ -8,7 +8,6 @@ dead rank is restarted as a whole.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 
@@ -17,7 +16,13 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.session import connected, show_outcome, transport_option
+from glm5cluster.cli.session import (
+    FORKS_HELP,
+    connected,
+    secrets_of,
+    show_outcome,
+    transport_option,
+)
 from glm5cluster.engine.playbook import Playbook, load_playbook
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.engine.runlog import RunLog
@@ -66,12 +71,6 @@ def merge_verify(plan: RunReport, verify: RunReport) -> RunReport:
                                duration=plan.duration + verify.duration)
 
 
-def secrets_of(inv: Inventory) -> list[str]:
-    names = [inv.serving.secrets.api_key_env, inv.serving.secrets.hf_token_env,
-             getattr(inv.model.source, "token_env", None)]
-    return [os.environ[n] for n in names if n and os.environ.get(n)]
-
-
 def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str]:
     model = served_model_name(inv)
     key_env = inv.serving.secrets.api_key_env
@@ -107,7 +106,7 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
               help="Seconds to wait for each replica to serve (default serving.readiness_timeout, 3600).")
 @click.option("--restart", is_flag=True, help="Restart every TP group even when unchanged.")
 @click.option("--verify-weights", is_flag=True, help="Re-hash every weight file (ignore the manifest stamps).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
 @click.option("--playbook", "playbook_path", default=None, hidden=True, help="Another up playbook (tests).")
 @transport_option

@@ -91,3 +91,18 @@ def test_bad_playbook_is_exit_2(setup: tuple[Path, Path, Path], tmp_path: Path,
     assert main(["run", str(inv), str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:3: steps[0].params.pth: unknown parameter 'pth'" in err
+
+
+def test_run_logs_mask_the_inventory_secrets_like_up(setup: tuple[Path, Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    inv, pb, work = setup
+    inv.write_text(inv.read_text() + "serving: {secrets: {api_key_env: G5_TEST_KEY}}\n")
+    pb.write_text(pb.read_text().replace('A=1', 'KEY=sk-local-0123456789'))
+    monkeypatch.setenv("G5_TEST_KEY", "sk-local-0123456789")
+    assert main(["run", str(inv), str(pb), "--yes"]) == 0
+    out = capsys.readouterr().out
+    logs = list((tmp_path / "g5" / "runs").rglob("*.log"))
+    text = "".join(p.read_text() for p in logs)
+    assert logs and "sk-local-0123456789" not in text and "KEY=***" in text, text
+    assert "sk-local-0123456789" not in out
