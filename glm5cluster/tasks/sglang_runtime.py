@@ -45,6 +45,23 @@ try:
 except SystemExit as e:
     if e.code:
         out["error"] = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "parse failed"
+# Then SGLang's own post-parse validation (ServerArgs.check_server_args), where it runs without
+# a GPU or the model: its assertions are refusals; any other exception (a field only resolution
+# fills in, a CUDA probe) means the check could not run to the end on this host.
+if not out["error"] and not out["unknown"]:
+    out["postparse"] = "not available"
+    try:
+        sa = ServerArgs.from_cli_args(p.parse_args(argv))
+        check = getattr(sa, "check_server_args", None)
+        if check is not None:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                check()
+            out["postparse"] = "ok"
+    except (AssertionError, ValueError) as e:
+        out["error"] = "post-parse check (ServerArgs.check_server_args): " + (str(e).splitlines() or [type(e).__name__])[0]
+        out["postparse"] = "refused"
+    except BaseException as e:
+        out["postparse"] = "incomplete (" + type(e).__name__ + ")"
 print(json.dumps(out))
 """
 
@@ -226,4 +243,6 @@ def flagcheck_verdict(result: CommandResult, host: str) -> tuple[bool, str, str]
         return False, f"SGLang {ver} installed on {host} does not know {flags}", ver
     if doc.get("error"):
         return False, f"SGLang {ver} on {host} refuses the launch arguments: {doc['error']}", ver
-    return True, f"every launch flag accepted by SGLang {ver}", ver
+    post = doc.get("postparse")
+    note = f"; its post-parse check: {post}" if post else ""
+    return True, f"every launch flag accepted by SGLang {ver}{note}", ver
