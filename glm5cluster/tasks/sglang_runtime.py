@@ -118,6 +118,21 @@ class RuntimeParams(Params):
     pass
 
 
+def digest_stamp(cluster: str) -> str:
+    """Where the node records which image (ID and registry digests) the tag resolved to."""
+    return f"/etc/glm5cluster/{cluster}/image.digest"
+
+
+def record_digest(image: str, cluster: str) -> Shell:
+    """After a pull or load: resolve the tag to its image ID and registry digests and record
+    them (``<id> <json repo digests>``), so what runs is known even if the tag moves later."""
+    path = shlex.quote(digest_stamp(cluster))
+    fmt = shlex.quote("{{.Id}} {{json .RepoDigests}}")
+    script = (f"install -d -m 0755 {shlex.quote(digest_stamp(cluster).rsplit('/', 1)[0])} && "
+              f"docker image inspect --format {fmt} {shlex.quote(image)} > {path}.tmp && mv {path}.tmp {path} && cat {path}")
+    return Shell.sh(script, sudo=True, description=f"record the digest {image} resolved to")
+
+
 class SglangImage(Task[RuntimeParams]):
     """docker runtime: the image present with the same digest (pull, mirror pull + tag, or load)."""
 
@@ -143,6 +158,7 @@ class SglangImage(Task[RuntimeParams]):
                 Upload(ARCHIVE_DEST, data, 0o600, sudo=True, description=f"copy {archive} ({len(data) >> 20} MiB)"),
                 Shell.cmd("docker", "load", "-i", ARCHIVE_DEST, sudo=True, timeout=3600, description=f"docker load {image}"),
                 Shell.cmd("rm", "-f", ARCHIVE_DEST, sudo=True),
+                record_digest(image, inv.cluster.name),
             ], f"load {image} from {archive} (sha256 {hashlib.sha256(data).hexdigest()[:12]})")
         pinned = image.split("@", 1)[1] if "@" in image else None
         if st.present and (pinned is None or any(d.endswith(pinned) for d in st.digests)):
@@ -151,6 +167,7 @@ class SglangImage(Task[RuntimeParams]):
         cmds: list[Command] = [Shell.cmd("docker", "pull", ref, sudo=True, timeout=3600, description=f"docker pull {ref}")]
         if ref != image:
             cmds.append(Shell.cmd("docker", "tag", ref, image, sudo=True, description=f"tag {ref} as {image}"))
+        cmds.append(record_digest(image, inv.cluster.name))
         return Change(cmds, f"pull {image}" + (f" from mirror {inv.stack.registry_mirror}" if ref != image else ""))
 
 

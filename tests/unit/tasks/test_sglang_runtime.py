@@ -52,8 +52,11 @@ def test_image_pull_via_mirror_and_tag() -> None:
     out = SglangImage().plan(RuntimeParams(), Ctx(i), {"image": st})
     assert isinstance(out, Change)
     cmds = [c.command_line() for c in out.commands if isinstance(c, Shell)]
-    assert cmds == ["docker pull mirror.lab:5000/lmsysorg/sglang:v0.5.23",
-                    "docker tag mirror.lab:5000/lmsysorg/sglang:v0.5.23 lmsysorg/sglang:v0.5.23"]
+    assert cmds[:2] == ["docker pull mirror.lab:5000/lmsysorg/sglang:v0.5.23",
+                        "docker tag mirror.lab:5000/lmsysorg/sglang:v0.5.23 lmsysorg/sglang:v0.5.23"]
+    # the tag is resolved to its image ID and registry digests, recorded on the node
+    assert "docker image inspect --format '{{.Id}} {{json .RepoDigests}}' lmsysorg/sglang:v0.5.23" in cmds[2]
+    assert f"> /etc/glm5cluster/{i.cluster.name}/image.digest.tmp" in cmds[2]
 
 
 def test_image_present_is_noop_and_venv_runtime_skips() -> None:
@@ -63,7 +66,7 @@ def test_image_present_is_noop_and_venv_runtime_skips() -> None:
 
 
 def test_image_pinned_digest_must_match() -> None:
-    i = inv(runtime="docker", image="lmsysorg/sglang@sha256:" + "1" * 64)
+    i = inv(runtime="docker", sglang_version="0.5.23", image="lmsysorg/sglang@sha256:" + "1" * 64)
     st = ImageFact("x").parse(res('sha256:abc ["lmsysorg/sglang@sha256:' + "2" * 64 + '"]'))
     assert isinstance(SglangImage().plan(RuntimeParams(), Ctx(i), {"image": st}), Change)
 
