@@ -9,7 +9,8 @@
 The clients themselves (the real 0.5.23 `sglang.bench_serving`, `few_shot_gsm8k`, `run_eval`,
 `sgl_eval_utils`) are not run in the lab: see the README ("glm5cluster bench", lab note) for why.
 Parsing, comparison, history and the gate are proven by tests/unit/bench and tests/facts/bench
-on outputs derived from the real clients' print statements.
+on outputs of the real clients (run outside the lab) and on outputs written with their print
+statements.
 """
 
 from __future__ import annotations
