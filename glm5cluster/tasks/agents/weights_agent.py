@@ -34,7 +34,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 STATE = ".glm5cluster"
 MANIFEST = ".glm5cluster-manifest.json"
@@ -229,6 +229,34 @@ def place(root: Path, part: Path, f: dict[str, Any]) -> None:
     mark(root, f)
 
 
+class RedirectRefused(RuntimeError):
+    """The hub redirected somewhere the token or the bytes must not go."""
+
+
+class HubRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow the hub's redirects (to its CDN), but never send the token to any origin other
+    than the hub endpoint's, never go from https down to http, never leave http(s)."""
+
+    def __init__(self, origin: str) -> None:
+        o = urlsplit(origin)
+        self.origin = (o.scheme, o.netloc.lower())
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        old, new = urlsplit(req.full_url), urlsplit(newurl)
+        if new.scheme not in ("http", "https"):
+            raise RedirectRefused(f"the hub redirected to a {new.scheme or 'relative'} URL: refused")
+        if old.scheme == "https" and new.scheme == "http":
+            raise RedirectRefused(f"the hub redirected from https to http ({new.netloc}): refused")
+        out = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if out is not None and (new.scheme, new.netloc.lower()) != self.origin:
+            out.remove_header("Authorization")  # the token is for the hub endpoint only
+        return out
+
+
+def hub_opener(url: str) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(HubRedirects(url))
+
+
 def hub_download(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progress) -> None:
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers
@@ -246,8 +274,8 @@ def hub_download(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progr
                 hdrs = dict(headers)
                 if have:
                     hdrs["Range"] = f"bytes={have}-"
-                with urllib.request.urlopen(urllib.request.Request(url, headers=hdrs),  # noqa: S310
-                                            timeout=float(req.get("stall_timeout", 120))) as resp:
+                with hub_opener(url).open(urllib.request.Request(url, headers=hdrs),  # noqa: S310
+                                          timeout=float(req.get("stall_timeout", 120))) as resp:
                     mode = "ab"
                     if have and resp.status == 200:  # the server ignored Range: start over
                         have, mode, h = 0, "wb", hasher_for(f)

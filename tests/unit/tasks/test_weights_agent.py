@@ -3,13 +3,16 @@ resume after a kill, repair of one corrupted file, peer pull over the serve stre
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -356,3 +359,48 @@ def test_fetch_refuses_a_path_through_a_symlink_out_of_the_weights_dir(tmp_path:
         assert list(outside.iterdir()) == []
     finally:
         hub.close()
+
+
+def test_redirect_to_another_host_drops_the_token(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    cdn = FakeHub(hub.files)  # another origin (other port): accepts any request, records headers
+    try:
+        hub.redirect_to = cdn.url
+        r = fetch(tmp_path / "w", hub, files[:2], workers=1)
+        assert r.returncode == 0, r.stderr
+        assert cdn.seen_auth and all(a == "" for a in cdn.seen_auth), cdn.seen_auth
+        assert all(a == f"Bearer {TOKEN}" for a in hub.seen_auth)
+        for f in files[:2]:
+            assert (tmp_path / "w" / f["path"]).read_bytes() == hub.files[f["path"]]
+    finally:
+        cdn.close()
+
+
+def agent_module() -> Any:
+    spec = importlib.util.spec_from_file_location("glm5_weights_agent_under_test", AGENT_SOURCE)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("start,target,refused,auth_kept", [
+    ("https://hub.example/m/resolve/c/f", "http://hub.example/f", True, False),  # https -> http
+    ("https://hub.example/m/resolve/c/f", "http://cdn.example/f", True, False),
+    ("https://hub.example/m/resolve/c/f", "ftp://cdn.example/f", True, False),
+    ("https://hub.example/m/resolve/c/f", "https://cdn.example/f?sig=1", False, False),
+    ("https://hub.example/m/resolve/c/f", "https://hub.example:8443/f", False, False),  # another origin
+    ("https://hub.example/m/resolve/c/f", "https://HUB.example/api/resolve-cache/f", False, True),
+    ("http://10.0.0.2:8080/m/resolve/c/f", "http://10.0.0.2:8080/other", False, True),
+])
+def test_hub_redirect_policy(start: str, target: str, refused: bool, auth_kept: bool) -> None:
+    mod = agent_module()
+    handler = mod.HubRedirects(start)
+    req = urllib.request.Request(start, headers={"Authorization": "Bearer hf_x", "Range": "bytes=5-"})
+    if refused:
+        with pytest.raises(mod.RedirectRefused):
+            handler.redirect_request(req, None, 302, "Found", {}, target)
+        return
+    out = handler.redirect_request(req, None, 302, "Found", {}, target)
+    assert out.full_url == target and out.get_header("Range") == "bytes=5-"
+    assert (out.get_header("Authorization") == "Bearer hf_x") is auth_kept
