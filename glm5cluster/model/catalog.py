@@ -80,6 +80,17 @@ class GpuProfile:
     open_kernel_modules_required: bool  # Blackwell only runs on the open GPU kernel modules
     architecture: str
 
+    @property
+    def min_memory_mib(self) -> int:
+        """The least total memory a healthy GPU of this kind reports, in MiB: 97% of
+        ``memory_gb`` x 1000 (nvidia-smi reports H100 80GB 81559 MiB, H200 143771, B200 183359)."""
+        return int(self.memory_gb * 970)
+
+    @property
+    def nvlink_subnet_manager(self) -> bool:
+        """Blackwell HGX boards also run the NVLink subnet manager (nvlsm) next to fabric manager."""
+        return self.nvswitch_fabric_manager and self.architecture == "blackwell"
+
     def tp_size(self, precision: Precision) -> int | None:
         return self.tp_fp8 if precision is Precision.FP8 else self.tp_bf16
 

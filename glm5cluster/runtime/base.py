@@ -88,6 +88,10 @@ class Runtime(Protocol):
     @property
     def host_shm(self) -> bool: ...  # the service uses the host's /dev/shm (a container brings --shm-size)
     @property
+    def needs_container_engine(self) -> bool: ...  # docker engine (+ NVIDIA container toolkit)
+    @property
+    def host_gpu_userspace(self) -> bool: ...  # CUDA/ROCm user space installed on the host
+    @property
     def mode(self) -> str: ...  # the inventory's ``serving.runtime`` value: "venv" | "docker"
     @property
     def python(self) -> str: ...  # interpreter inside this runtime

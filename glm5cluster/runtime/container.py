@@ -33,6 +33,8 @@ class ContainerRuntime:
     image_override: str | None = None
     env_dialect: EnvDialect = "docker"
     host_shm: bool = False  # the service uses the host's /dev/shm (a container brings its own)
+    needs_container_engine: bool = True
+    host_gpu_userspace: bool = False  # CUDA/ROCm user space from the host (a container brings its own)
     kind: Kind = "container"
     mode: str = "docker"
     python: str = "python3"

@@ -32,6 +32,8 @@ class UnitRuntime:
     venv_path: str
     env_dialect: EnvDialect = "systemd"
     host_shm: bool = True  # the service uses the host's /dev/shm (a container brings its own)
+    needs_container_engine: bool = False
+    host_gpu_userspace: bool = True  # CUDA/ROCm user space from the host (a container brings its own)
     kind: Kind = "unit"
     mode: str = "venv"
 
