@@ -19,12 +19,17 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"errors", "commands", "model", "topology", "sglang", "render", "facts"},
     "tasks": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "runtime"},
     "connect": {"commands", "model", "errors"},
+    "bench": {"errors", "commands", "model", "topology", "render", "runtime", "connect"},
     "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "runtime", "tasks",
-               "connect"},
+               "connect", "bench"},
     "lab": {"errors", "commands", "model", "connect"},
     "cli": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "runtime", "tasks",
-            "connect", "engine", "lab"},
+            "connect", "engine", "lab", "bench"},
 }
+# redact (one masking function for everything printed) imports nothing and every layer may use it
+ALLOWED["redact"] = set()
+for _allowed in ALLOWED.values():
+    _allowed.add("redact")
 # third-party packages only some layers may touch
 RESTRICTED_THIRD_PARTY = {
     "fabric": {"connect"},

@@ -30,6 +30,7 @@ from glm5cluster.facts.replica import (
 )
 from glm5cluster.facts.sections import section_script, split_sections
 from glm5cluster.model.inventory import Inventory
+from glm5cluster.redact import mask
 from glm5cluster.runtime import Runtime, all_runtimes, rank_stem
 from glm5cluster.runtime.rank import cluster_dir, stamp_path
 from glm5cluster.runtime.survey import Item, parse_survey, survey_script
@@ -142,7 +143,7 @@ def parse_rank(result: CommandResult, inventory: Inventory, replica: Replica, is
         note = (f"started by the {rt.mode} runtime; the inventory says {runtimes[0].mode} "
                 "(`glm5cluster up` replaces it)")
     log_part = parts.get(f"log-{rt.kind}")
-    log = tuple(log_part.stdout.splitlines()) if log_part is not None else ()
+    log = tuple(mask(log_part.stdout).splitlines()) if log_part is not None else ()
     survey = parts.get("survey")
     others: tuple[Item, ...] = ()
     if survey is not None:
