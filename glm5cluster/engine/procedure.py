@@ -48,7 +48,9 @@ from glm5cluster.connect.pool import ConnectionPool, HostResult, fan_out
 from glm5cluster.engine.events import Event, EventKind, EventSink
 from glm5cluster.engine.report import StepResult
 from glm5cluster.engine.runlog import RunLog
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.nodes import Node
+from glm5cluster.topology import Topology
 
 T = TypeVar("T")
 
@@ -78,8 +80,8 @@ class ClusterContext:
 
     hosts: tuple[str, ...]
     nodes: Mapping[str, Node]
-    inventory: Any
-    topology: Any
+    inventory: Inventory
+    topology: Topology | None
     check: bool
     deadline: float | None  # time.monotonic() value, or None for no limit
     step: str

@@ -1,8 +1,8 @@
 """Reading an SGLang rank's log: its start-up phase, and the probable cause when it failed.
 
-Pure functions over log lines (house rule 2), tested on real captured logs in
-``tests/facts/sglang_log/``. The patterns come from the failure table of
-``reference/sglang-glm5.md`` section 4 and the milestone wording of real 0.5.x logs.
+Pure functions over log lines, tested on real captured logs in
+``tests/facts/sglang_log/``. The patterns come from the failure wording of real 0.5.x logs (the captures there)
+and the milestone wording of the 0.5.23 source.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The hardware catalog: the seed's tp table and the cookbook's per-hardware flags.
 
-Source: ``../shared/reference/sglang-glm5.md`` section 1 (SGLang cookbook page
-``docs/cookbook/autoregressive/GLM/GLM-5.mdx`` and its command generator). Everything here is
+Source: the SGLang GLM-5 cookbook page (``docs/cookbook/autoregressive/GLM/GLM-5.mdx`` in
+the sglang repository) and its command generator. Every GPU fact the code uses is here:
+adding a kind is one row (``docs/adding-a-gpu.md``). Everything here is
 version-neutral: the SGLang flag *spellings* live in ``glm5cluster.sglang.profiles``.
 """
 

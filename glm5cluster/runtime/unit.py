@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from glm5cluster.commands import Shell, Upload
+from glm5cluster.facts import units
 from glm5cluster.facts.log_lines import LogLine, parse_lines
 from glm5cluster.facts.rank_state import RankState, parse_clock, parse_props, unit_state
 from glm5cluster.model.catalog import GpuProfile
 from glm5cluster.render import EnvDialect, UnitVars, render_unit, systemd_command_line
 from glm5cluster.runtime.base import Installed, Kind, Service, stop_loop
 
-UNIT_DIR = "/etc/systemd/system"
+UNIT_DIR = units.UNIT_DIR
 PROPS = ("LoadState", "ActiveState", "SubState", "Result", "InvocationID", "MainPID", "ExecMainCode",
          "ExecMainStatus", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic",
          "ActiveEnterTimestampMonotonic", "InactiveEnterTimestampMonotonic", "Description")

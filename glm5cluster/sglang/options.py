@@ -1,8 +1,7 @@
 """Option tables and the argv validator.
 
-The 0.5.23 table is ``data/server-options-0.5.23.json``, a copy of
-``../shared/fixtures/sglang/0.5.23/server-options.json`` (read from ``ServerArgs.add_cli_args``
-of the released wheel). The launch-era table is *derived* from it by ``launch_era_table``:
+The 0.5.23 table is ``data/server-options-0.5.23.json``, read from ``ServerArgs.add_cli_args``
+of the released 0.5.23 wheel (``sglang/srt/server_args.py``). The launch-era table is *derived* from it by ``launch_era_table``:
 the renames of PR #25821 are undone (``--dsa-prefill-backend``/``--dsa-decode-backend`` become
 ``--nsa-*`` with the same choices; ``--dsa-prefill-cp-mode`` and
 ``--enable-dsa-prefill-context-parallel`` likewise), the 0.5.23-only replacements are removed

@@ -55,7 +55,7 @@ def node_image(ctx: HostContext) -> str | None:
     """The image this node's runtime runs (None: the runtime runs no image). The rule is the
     runtime's (``runtime.container.ContainerRuntime.image``), so the image pulled here is the
     image the launch runs."""
-    return for_inventory(ctx.inventory).image(gpu_profile(ctx.node.gpu_kind))
+    return for_inventory(ctx.inv).image(gpu_profile(ctx.node.gpu_kind))
 
 
 def pull_ref(image: str, mirror: str | None) -> str:
@@ -117,7 +117,7 @@ class SglangImage(Task[RuntimeParams]):
         return {"image": ImageFact(image)} if image else {}
 
     def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
-        inv = ctx.inventory
+        inv = ctx.inv
         image = node_image(ctx)
         if image is None:
             return Skip(f"serving.runtime is {inv.serving.runtime.value}: no image")
@@ -173,12 +173,12 @@ class SglangVenv(Task[RuntimeParams]):
     Params = RuntimeParams
 
     def facts(self, params: RuntimeParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
-        venv = for_inventory(ctx.inventory).venv()
+        venv = for_inventory(ctx.inv).venv()
         return {"venv": VenvFact(venv)} if venv else {}
 
     def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
-        serving = ctx.inventory.serving
-        if for_inventory(ctx.inventory).venv() is None:
+        serving = ctx.inv.serving
+        if for_inventory(ctx.inv).venv() is None:
             return Skip(f"serving.runtime is {serving.runtime.value}: no venv")
         st: VenvState = facts["venv"]
         if st.sglang == serving.sglang_version:

@@ -60,7 +60,9 @@ def skip_unplaced(ctx: ClusterContext, results: dict[str, StepResult], why: str)
 
 def selected_replicas(ctx: ClusterContext, results: dict[str, StepResult]) -> list[Replica]:
     """Replicas whose ranks are all in the step's hosts; partly selected ones are skipped."""
-    out = []
+    out: list[Replica] = []
+    if ctx.topology is None:
+        return out
     for rep in ctx.topology.replicas:
         names = [r.node.name for r in rep.ranks]
         chosen = [h for h in names if h in ctx.hosts]
@@ -126,8 +128,9 @@ class Launch:
 
     def _replica(self, params: LaunchParams, ctx: ClusterContext, rep: Replica,
                  key: str | None) -> dict[str, StepResult]:
-        rt = for_inventory(ctx.inventory)
-        wanted = [rank_launch(ctx.inventory, ctx.topology, rep, r, key, rt) for r in rep.ranks]
+        rt, topo = for_inventory(ctx.inventory), ctx.topology
+        assert topo is not None  # run() returned early without one
+        wanted = [rank_launch(ctx.inventory, topo, rep, r, key, rt) for r in rep.ranks]
         hosts = [w.host for w in wanted]
         observed: dict[str, RankState] = {}
         others: dict[str, tuple[Item, ...]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from glm5cluster.model.catalog import gpu_profile
 from glm5cluster.model.inventory import GpuKind, Inventory
 from glm5cluster.model.nodes import resolve_nodes
 from glm5cluster.runtime.rank import rank_command
-from glm5cluster.tasks.base import Change, NoOp, Skip
+from glm5cluster.tasks.base import Change, HostContext, NoOp, Skip
 from glm5cluster.tasks.sglang_runtime import (
     FLAGCHECK_SNIPPET,
     ImageFact,
@@ -45,10 +45,8 @@ class Node:
     gpu_kind: GpuKind = GpuKind.H200
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    node: Node = field(default_factory=Node)
+def Ctx(inventory: Inventory, node: Node | None = None) -> HostContext:  # noqa: N802
+    return HostContext(node=node or Node(), inventory=inventory)  # type: ignore[arg-type]
 
 
 def res(out: str, code: int = 0) -> CommandResult:
