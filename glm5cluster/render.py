@@ -163,10 +163,10 @@ def systemd_command_line(argv: list[str]) -> str:
 
 
 def server_argv(inventory: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
-                python: str) -> list[str]:
+                python: str, secrets_file: str | None = None) -> list[str]:
     """The full server command of one rank: entry point (or API-key launcher) + build_args."""
     key = inventory.serving.secrets.api_key_env if rank.is_head else None
-    return entry_argv(python, key) + build_args(inventory, topology, replica, rank)
+    return entry_argv(python, key, secrets_file if key else None) + build_args(inventory, topology, replica, rank)
 
 
 @dataclass(frozen=True)

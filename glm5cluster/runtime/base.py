@@ -57,7 +57,8 @@ class Service:
     stem: str
     description: str  # a rank's says "rank N/M" (the survey reads the rank from it)
     argv: tuple[str, ...]
-    env_files: tuple[str, ...] = ()  # read in order; secrets files last
+    env_files: tuple[str, ...] = ()  # plain environment, read in order
+    secrets_file: str | None = None  # host path of a 0600 ``NAME=value`` file (the API key)
     labels: tuple[tuple[str, str], ...] = ()
     gpus: Literal["nvidia", "amd"] | None = None  # device access (container)
     ro_mounts: tuple[str, ...] = ()  # host paths visible read-only at the same path (container)
@@ -100,6 +101,7 @@ class Runtime(Protocol):
     def image(self, gpu: GpuProfile) -> str | None: ...  # None: runs no image
     def venv(self) -> str | None: ...  # None: runs no venv
     def python_once(self, image: str | None) -> list[str]: ...
+    def secrets_path_inside(self) -> str | None: ...  # where the program reads secrets_file (None: from its env)
     def command_argv(self, svc: Service) -> list[str]: ...
     def install(self, svc: Service, extra_digest: bytes = b"") -> Installed: ...
     def start(self, svc: Service, installed: Installed) -> Shell: ...

@@ -22,6 +22,7 @@ from glm5cluster.facts.rank_state import RankState, container_state
 from glm5cluster.model.catalog import GpuProfile
 from glm5cluster.render import EnvDialect
 from glm5cluster.runtime.base import CONFIG_LABEL, Installed, Kind, Service, stop_loop
+from glm5cluster.sglang.launcher import CONTAINER_SECRETS
 
 _FMT = "{{.Id}}\n{{index .Config.Labels \"" + CONFIG_LABEL + "\"}}\n{{json .State}}"
 _MARK = "@@glm5cluster:container@@"
@@ -53,6 +54,11 @@ class ContainerRuntime:
     def venv(self) -> str | None:
         return None
 
+    def secrets_path_inside(self) -> str:
+        """The secrets file is bind-mounted read-only here and read by the launcher: ``--env-file``
+        would put its values into the container's configuration (``docker inspect``)."""
+        return CONTAINER_SECRETS
+
     def python_once(self, image: str | None) -> list[str]:
         """argv prefix running the image's python once, without network (stdin passed through)."""
         return ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", self.python, image or ""]
@@ -83,6 +89,8 @@ class ContainerRuntime:
             argv += ["-v", f"{m}:{m}:ro"]
         for f in svc.env_files:
             argv += ["--env-file", f]
+        if svc.secrets_file:
+            argv += ["-v", f"{svc.secrets_file}:{CONTAINER_SECRETS}:ro"]
         argv.append(svc.image)
         return argv + list(svc.argv)
 

@@ -49,15 +49,15 @@ def stamp_path(cluster: str, replica: int) -> str:
 def rank_service(inv: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
                  rt: Runtime) -> Service:
     cluster = inv.cluster.name
-    env_files = [env_file_path(cluster, replica.index)]
-    if secret_names(inv, rank):
-        env_files.append(secrets_file_path(cluster))
+    secrets = secrets_file_path(cluster) if secret_names(inv, rank) else None
     gpu = replica.deployment.gpu
     return Service(
         stem=rank_stem(cluster, replica.index),
         description=rank_description(cluster, replica, rank),
-        argv=tuple(server_argv(inv, topology, replica, rank, rt.python)),
-        env_files=tuple(env_files),
+        argv=tuple(server_argv(inv, topology, replica, rank, rt.python,
+                               rt.secrets_path_inside() if secrets else None)),
+        env_files=(env_file_path(cluster, replica.index),),
+        secrets_file=secrets,
         labels=((CLUSTER_LABEL, cluster), (REPLICA_LABEL, str(replica.index)), (RANK_LABEL, str(rank.node_rank))),
         gpus=gpu.vendor,
         ro_mounts=(inv.model.weights_dir,),

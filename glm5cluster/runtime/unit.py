@@ -51,6 +51,10 @@ class UnitRuntime:
     def venv(self) -> str | None:
         return self.venv_path
 
+    def secrets_path_inside(self) -> str | None:
+        """None: the unit reads the secrets file as an ``EnvironmentFile=`` (mode 0600, root)."""
+        return None
+
     def python_once(self, image: str | None) -> list[str]:
         """argv prefix running this runtime's python once (stdin passed through)."""
         return [self.python]
@@ -60,7 +64,8 @@ class UnitRuntime:
         return list(svc.argv)
 
     def unit_text(self, svc: Service) -> str:
-        return render_unit(UnitVars(description=svc.description, user=svc.user, env_files=svc.env_files,
+        return render_unit(UnitVars(description=svc.description, user=svc.user,
+                                    env_files=svc.env_files + ((svc.secrets_file,) if svc.secrets_file else ()),
                                     exec_start=systemd_command_line(list(svc.argv)),
                                     timeout_stop_sec=svc.stop_timeout, unit_stem=svc.stem,
                                     memlock_unlimited=svc.memlock_unlimited))
