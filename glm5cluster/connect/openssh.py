@@ -101,7 +101,7 @@ class OpenSshConnection:
     def run(self, cmd: Shell) -> CommandResult:
         self._ensure_master()
         line = cmd.full_command_line(use_sudo=self.needs_sudo)
-        timeout = cmd.timeout or self.target.command_timeout
+        timeout = cmd.effective_timeout(self.target.command_timeout)
         argv = [*self._base(), "-o", "ControlMaster=no", self.endpoint.host, line]
         start = time.monotonic()
         try:
@@ -134,7 +134,12 @@ class OpenSshConnection:
         argv = [*self._base(), "-o", "ControlMaster=no", self.endpoint.host,
                 shell.full_command_line(use_sudo=self.needs_sudo)]
         start = time.monotonic()
-        p = subprocess.run(argv, input=data, capture_output=True, check=False)
+        timeout = shell.effective_timeout(self.target.command_timeout)
+        try:
+            p = subprocess.run(argv, input=data, capture_output=True, check=False, timeout=timeout,  # noqa: S603
+                               start_new_session=True)
+        except subprocess.TimeoutExpired:
+            return CommandResult(shell.display(), 124, "", f"timed out after {timeout}s", time.monotonic() - start)
         return CommandResult(shell.display(), p.returncode, p.stdout.decode(errors="replace"),
                              p.stderr.decode(errors="replace"), time.monotonic() - start)
 

@@ -9,6 +9,7 @@ a command that ran and failed is a result, never retried.
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import socket
@@ -158,6 +159,8 @@ class SshConnection:
                 raise
             except _TRANSIENT as e:
                 last = e
+                if _host_down(e):  # it already cost the connect timeout: name the host now
+                    break
                 if attempt + 1 < self.options.connect_attempts:
                     time.sleep(self.options.retry_delay * (attempt + 1))
         ep = self.endpoint
@@ -192,7 +195,7 @@ class SshConnection:
 
     def run(self, cmd: Shell) -> CommandResult:
         line = cmd.full_command_line(use_sudo=self.needs_sudo)
-        timeout = cmd.timeout or self.options.command_timeout
+        timeout = cmd.effective_timeout(self.options.command_timeout)
         with self._lock:
             chan = self._session()
         start = time.monotonic()
@@ -339,6 +342,14 @@ def _collect(chan: paramiko.Channel, timeout: float | None, start: float) -> tup
     return (b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"), code)
 
 
+def _host_down(e: BaseException) -> bool:
+    """No answer at all (connect timed out, no route): retrying would only multiply the wait.
+    Refused or reset connections (sshd restarting, a reboot) are retried."""
+    if isinstance(e, socket.timeout | TimeoutError):
+        return True
+    return isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN)
+
+
 def _describe(e: BaseException | None) -> str:
     if e is None:
         return "unknown error"
@@ -350,5 +361,7 @@ def _describe(e: BaseException | None) -> str:
         return "connection reset"
     if isinstance(e, EOFError):
         return "connection closed (EOF)"
+    if isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN):
+        return "no route to host"
     text = str(e) or type(e).__name__
     return text
