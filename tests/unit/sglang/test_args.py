@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from glm5cluster.errors import PlanError
-from glm5cluster.sglang import build_args, launch_era_table, load_table, validate_argv
+from glm5cluster.sglang import build_args, load_table, table_for, validate_argv
 
 
 def args_of(planner, inv, replica=0, rank=0):
@@ -115,7 +115,7 @@ def test_parsers_can_be_turned_off(inv_factory, planner):
     assert a[a.index("--served-model-name") + 1] == "glm-5-fp8"
 
 
-@pytest.mark.parametrize("version", ["0.5.8", "0.5.10", "0.5.8.post1"])
+@pytest.mark.parametrize("version", ["0.5.9", "0.5.10", "0.5.12.post1"])
 def test_launch_era_spellings(inv_factory, planner, version):
     b200 = args_of(planner, inv_factory("B200", serving={"sglang_version": version,
                                                           "features": {"dp_attention": True}}))
@@ -123,10 +123,18 @@ def test_launch_era_spellings(inv_factory, planner, version):
     assert "--attention-backend nsa" in s and "--nsa-decode-backend trtllm" in s
     assert "--nsa-prefill-backend trtllm" in s and "--enable-flashinfer-allreduce-fusion" in s
     assert "--dp-size 8 --enable-dp-attention" in s and "dsa" not in s and "--attn-dp-size" not in s
-    assert validate_argv(b200, launch_era_table()) == []
+    assert validate_argv(b200, table_for(version)) == []  # the release's real table
     assert validate_argv(b200, load_table())  # 0.5.23 rejects the old names
     amd = args_of(planner, inv_factory("MI355X", "zai-org/GLM-5", serving={"sglang_version": version}))
-    assert "--nsa-prefill-backend" in amd and validate_argv(amd, launch_era_table()) == []
+    assert "--nsa-prefill-backend" in amd and validate_argv(amd, table_for(version)) == []
+
+
+@pytest.mark.parametrize("version", ["0.5.8", "0.5.8.post1"])
+def test_first_glm5_releases_lack_the_blackwell_trtllm_backend(inv_factory, planner, version):
+    b200 = args_of(planner, inv_factory("B200", serving={"sglang_version": version}))
+    assert any("invalid choice 'trtllm'" in e for e in validate_argv(b200, table_for(version)))
+    amd = args_of(planner, inv_factory("MI355X", "zai-org/GLM-5", serving={"sglang_version": version}))
+    assert validate_argv(amd, table_for(version)) == []
 
 
 def test_extra_args_appended_and_validated(inv_factory, planner):
