@@ -154,3 +154,14 @@ def deployment(kind: GpuKind, precision: Precision) -> Deployment:
         eagle_supported=gpu.eagle_supported,
         index_cache_supported=precision is Precision.FP8,
     )
+
+
+# ---- trust anchors: OpenPGP fingerprints of the vendors' repository signing keys ---------------
+# A key fetched from a repository or mirror is installed only when every primary key in it is
+# listed here (or in the inventory's override, for a mirror re-signed with a site key).
+# NVIDIA CUDA repository key 3bf863cc (cuda-keyring 1.1; `NO_PUBKEY A4B469963BF863CC` when missing):
+CUDA_REPO_KEY_FINGERPRINTS: tuple[str, ...] = ("EB693B3035CD5710E231E123A4B469963BF863CC",)
+# https://nvidia.github.io/libnvidia-container/gpgkey (`NO_PUBKEY DDCAE044F796ECB0` when missing):
+CONTAINER_TOOLKIT_KEY_FINGERPRINTS: tuple[str, ...] = ("C95B321B61E88C1809C4F759DDCAE044F796ECB0",)
+# AMD ROCm repository key (https://repo.radeon.com/rocm/rocm.gpg.key):
+ROCM_KEY_FINGERPRINTS: tuple[str, ...] = ("CA8BB4727A47B4D09B4EE8969386B48A1A693C5C",)

@@ -54,6 +54,7 @@ LABEL_VALUE_RE = r"^[A-Za-z0-9_.-]{0,63}$"
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_RE)]
 USER_RE = r"^[a-z_][a-z0-9_-]{0,31}$"
 UserName = Annotated[str, StringConstraints(pattern=USER_RE)]
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{40}$")]  # OpenPGP v4, 40 hex digits
 URL_RE = r"^(https?|file)://[^\s'\"`$;\\|<>(){}]+$"
 Url = Annotated[str, StringConstraints(pattern=URL_RE)]
 ENDPOINT_RE = r"^https?://[A-Za-z0-9._:\[\]-]+(/[A-Za-z0-9._~/-]*)?$"
@@ -276,6 +277,8 @@ class NvidiaStack(Record):
     container_toolkit_repo: Url | None = Field(default=None, description="Mirror of `nvidia.github.io/libnvidia-container` (the container toolkit apt repository; default: NVIDIA's own).")
     insecure: Bool = Field(default=False, description="Allow plain-http `cuda_repo` / `container_toolkit_repo` mirrors (trusted networks only; https is required otherwise).")
     container_toolkit_version: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9.a-z~+-]*$")] | None = Field(default=None, description="Pinned container toolkit version.")
+    cuda_key_fingerprints: list[Fingerprint] | None = Field(default=None, min_length=1, description="OpenPGP fingerprints the CUDA repository key must have (a mirror re-signed with a site key); default: NVIDIA's (EB693B3035CD5710E231E123A4B469963BF863CC).")
+    container_toolkit_key_fingerprints: list[Fingerprint] | None = Field(default=None, min_length=1, description="OpenPGP fingerprints the container toolkit repository key must have; default: NVIDIA's (C95B321B61E88C1809C4F759DDCAE044F796ECB0).")
 
 
 class AmdStack(Record):

@@ -150,3 +150,31 @@ def test_purge_targets_refuse_dotdot_relative_and_system_paths() -> None:
         keep, refused = targets(bad)
         assert keep == ["/opt/glm5cluster/venv"] and "not a plain absolute path" in refused[0], (bad, refused)
     assert "system directory" in targets("/usr//")[1][0]
+
+
+def test_footprint_uses_a_private_temp_file_for_docker_errors(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    script = footprint_script("lab", name_prefix("lab"), "/etc/glm5cluster/lab")
+    assert "/tmp/" not in script  # no fixed, guessable names (a symlink planted there would be followed)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    (bin_dir / "docker").chmod(0o755)
+    (bin_dir / "systemctl").write_text("#!/bin/sh\ntrue\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    tmpdir = tmp_path / "t"
+    tmpdir.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(tmpdir)}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, check=True, timeout=30).stdout
+    assert "docker-error\tCannot connect to the Docker daemon" in out
+    assert list(tmpdir.iterdir()) == []  # cleaned up
+
+
+def test_preflight_listener_has_no_fixed_temp_path() -> None:
+    from pathlib import Path as P
+
+    import glm5cluster.engine.procedures.preflight as pf
+
+    assert "/tmp/" not in P(pf.__file__).read_text()

@@ -173,3 +173,32 @@ def test_packaged_templates_are_the_top_level_ones():
     names = sorted(p.name for p in top.glob("*.j2"))
     assert names == ["node.env.j2", "sglang.service.j2"]
     assert all((packaged / n).read_text() == (top / n).read_text() for n in names)
+
+
+def test_docker_api_key_travels_as_a_read_only_file_not_env(tmp_path, inv_factory, planner):
+    """docker --env-file values land in the container's Config.Env (docker inspect); the secrets
+    file is bind-mounted read-only instead and the launcher reads the key from it."""
+    inv = inv_factory("H200", "zai-org/GLM-5", hosts=2,
+                      serving={"runtime": "docker", "secrets": {"api_key_env": "GLM5_API_KEY"}})
+    topo = planner(inv)
+    rep = topo.replicas[0]
+    head = render.docker_run_argv(inv, topo, rep, rep.ranks[0])
+    s = " ".join(head)
+    assert "--env-file /etc/glm5cluster/t/secrets.env" not in s
+    assert "-v /etc/glm5cluster/t/secrets.env:/run/glm5cluster/secrets.env:ro" in s
+    assert head[head.index(LAUNCHER) + 1] == "GLM5_API_KEY@/run/glm5cluster/secrets.env"
+    worker = " ".join(render.docker_run_argv(inv, topo, rep, rep.ranks[1]))
+    assert "secrets.env" not in worker
+    # the launcher reads NAME=value (docker's raw env-file line, as written for the docker runtime)
+    mod = tmp_path / "sglang"
+    mod.mkdir()
+    (mod / "__init__.py").write_text("")
+    (mod / "launch_server.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("OTHER=x\nGLM5_API_KEY=s3 cr=t'\"\n")
+    argv = entry_argv(sys.executable, "GLM5_API_KEY", str(secrets)) + ["--port", "1"]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    assert json.loads(out.stdout) == ["--port", "1", "--api-key", "s3 cr=t'\""]
+    secrets.write_text("OTHER=x\n")
+    assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode != 0
