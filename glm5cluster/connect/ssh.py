@@ -257,27 +257,46 @@ class SshConnection:
         return code
 
     def put(self, upload: Upload) -> CommandResult:
-        """SFTP to a temp file, then chmod/chown and ``mv`` into place (through sudo if needed)."""
+        """SFTP to a temp file, then chmod/chown and ``mv`` into place (through sudo if needed).
+
+        Through sudo the bytes first land in a private directory (0700, made by this upload) as
+        a 0600 file, never readable by others; the temp file and directory are removed on every
+        path, also when sudo refuses and the root side never runs."""
         start = time.monotonic()
         sudo = self.needs_sudo and upload.sudo
-        tmp_dir = "/tmp" if sudo else os.path.dirname(upload.dest) or "/"  # noqa: S108
+        private = f"/tmp/.glm5cluster-{uuid.uuid4().hex}" if sudo else None  # noqa: S108
+        tmp_dir = private or os.path.dirname(upload.dest) or "/"
         tmp = f"{tmp_dir}/.glm5cluster-{uuid.uuid4().hex}"
+        sftp: paramiko.SFTPClient | None = None
+        placed = False
         try:
-            with self._lock:
-                if self._sftp is None:
-                    self._sftp = self._ensure().open_sftp_client()
-                sftp = self._sftp
-            assert sftp is not None
-            with sftp.open(tmp, "wb") as f:
-                f.chmod(0o600)
-                f.write(upload.content)
-        except (OSError, EOFError, paramiko.SSHException) as e:
-            alive = bool(self._transports) and self._transports[-1].is_active()
-            if alive and isinstance(e, OSError):  # e.g. permission denied: a result, not a fault
-                return CommandResult(upload.display(), 1, "", f"sftp write {tmp}: {e}",
-                                     time.monotonic() - start)
-            self._drop()
-            raise TransportError(f"{self.host}: upload of {upload.dest} failed: {_describe(e)}") from e
+            try:
+                with self._lock:
+                    if self._sftp is None:
+                        self._sftp = self._ensure().open_sftp_client()
+                    sftp = self._sftp
+                assert sftp is not None
+                if private:
+                    sftp.mkdir(private, 0o700)  # fails if it exists: never someone else's
+                    sftp.chmod(private, 0o700)  # whatever the umask
+                with sftp.open(tmp, "wb") as f:
+                    f.chmod(0o600)  # before the first byte
+                    f.write(upload.content)
+            except (OSError, EOFError, paramiko.SSHException) as e:
+                alive = bool(self._transports) and self._transports[-1].is_active()
+                if alive and isinstance(e, OSError):  # e.g. permission denied: a result, not a fault
+                    return CommandResult(upload.display(), 1, "", f"sftp write {tmp}: {e}",
+                                         time.monotonic() - start)
+                self._drop()
+                raise TransportError(f"{self.host}: upload of {upload.dest} failed: {_describe(e)}") from e
+            res = self._place(upload, tmp, sudo, start)
+            placed = res.ok
+            return res
+        finally:
+            if sftp is not None and (private or not placed):
+                _remove_quietly(sftp, None if placed else tmp, private)
+
+    def _place(self, upload: Upload, tmp: str, sudo: bool, start: float) -> CommandResult:
         owner = upload.owner or ("root" if sudo else "")
         chown = f"{owner}:{upload.group}" if upload.group else owner
         # never leave the content behind: the traps remove the temp files on any failure
@@ -340,6 +359,17 @@ def _collect(chan: paramiko.Channel, timeout: float | None, start: float) -> tup
             pass
     drain()
     return (b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"), code)
+
+
+def _remove_quietly(sftp: paramiko.SFTPClient, tmp: str | None, private: str | None) -> None:
+    """Remove the upload's temp file (and private directory) if still there."""
+    for fn, path in ((sftp.remove, tmp), (sftp.rmdir, private)):
+        if path is None:
+            continue
+        try:
+            fn(path)
+        except (OSError, EOFError, paramiko.SSHException):  # gone already (moved), or no connection
+            continue
 
 
 def _host_down(e: BaseException) -> bool:
