@@ -12,6 +12,7 @@ from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import remember_secrets
 from glm5cluster.cli.session import (
     FORKS_HELP,
+    break_lock_option,
     connected,
     secrets_of,
     show_outcome,
@@ -50,12 +51,13 @@ def resolve_playbook(name: str) -> str:
               help="Let gpu.reboot restart hosts whose new driver needs it (otherwise the run stops there).")
 @click.option("--verify-weights", is_flag=True,
               help="weights.stage re-hashes every weight file instead of trusting the manifest stamp.")
+@break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limit: tuple[str, ...],
             yes: bool, max_fail: int | None, accept_new_host_keys: bool, forks: int,
             step_timeout: float | None, verbose: bool, allow_reboot: bool, verify_weights: bool,
-            transport: str | None) -> None:
+            transport: str | None, break_lock: bool) -> None:
     """Run PLAYBOOK (a file, or a name under playbooks/) on the hosts of INVENTORY.
 
     Plans every step first and asks before changing anything (unless --yes); a run with nothing
@@ -71,7 +73,8 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
 
     options = RunOptions(check=check, limit=limit, max_fail=max_fail, forks=forks,
                          step_timeout=step_timeout, allow_reboot=allow_reboot, verify_weights=verify_weights)
-    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+    with connected(loaded, display, log, accept_new_host_keys, transport, lock=not check,
+                   break_lock=break_lock) as pool:
         report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
                               confirm=None if (yes or check) else confirm)
     show_outcome(display, report, log, check)

@@ -15,14 +15,15 @@ import click
 
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
-from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.session import (
     FORKS_HELP,
+    break_lock_option,
     connected,
     secrets_of,
     show_outcome,
     transport_option,
 )
+from glm5cluster.cli.verdict import load_and_verify
 from glm5cluster.engine.playbook import Playbook, load_playbook
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.engine.runlog import RunLog
@@ -109,17 +110,18 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
 @click.option("--playbook", "playbook_path", default=None, hidden=True, help="Another up playbook (tests).")
+@break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: tuple[str, ...],
             allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool,
-            verify_weights: bool, forks: int, verbose: bool, playbook_path: str | None, transport: str | None) -> None:
+            verify_weights: bool, forks: int, verbose: bool, playbook_path: str | None, transport: str | None, break_lock: bool) -> None:
     """Bring INVENTORY's hosts to a serving, verified GLM-5 and print where to send requests.
 
     facts -> preflight -> GPU stack -> SGLang -> weights -> launch -> readiness -> smoke test.
     Exit code 0 when every replica serves and passed its smoke test, 1 otherwise, 2 for bad input.
     """
-    checked = load_and_check(inventory)
+    checked = load_and_verify(inventory)  # validate's and plan's verdict (local files included)
     loaded, topo = checked.loaded, checked.topology
     for w in checked.warnings:
         click.echo(f"warning: {w}", err=True)
@@ -131,7 +133,8 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
 
     options = RunOptions(check=check, limit=limit, forks=forks, allow_reboot=allow_reboot,
                          verify_weights=verify_weights)
-    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+    with connected(loaded, display, log, accept_new_host_keys, transport, lock=not check,
+                   break_lock=break_lock) as pool:
         report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
                               confirm=None if (yes or check) else confirm, topology=topo)
         if not (yes or check or report.applied or report.aborted or report.changes or report.exit_code):
