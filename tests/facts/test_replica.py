@@ -1,8 +1,7 @@
 """facts.replica and facts.rank_state: rank states from systemd/docker, node 0's HTTP answers,
 and the verdict.
 
-Data: ``replica/`` holds SGLang answers copied from ``../shared/fixtures/sglang-http/`` (see
-SOURCES.md there) and ``systemctl show`` / ``docker inspect`` outputs captured from the lab's
+Data: ``replica/`` holds real SGLang answers (public sources in ``replica/SOURCES.md``) and ``systemctl show`` / ``docker inspect`` outputs captured from the lab's
 real systemd and docker (``replica/SOURCES.md``); the logs are ``sglang_log/``'s real captures.
 """
 
