@@ -21,9 +21,11 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from glm5cluster.model.addresses import check_host, check_node_path, check_revision
+from glm5cluster.model.images import release_of_image
 
 # Strict scalars: YAML `true` is not the number 1, and "yes" is not a boolean.
 Bool = StrictBool
@@ -235,7 +237,7 @@ class ServeSpec(Record):
     """How SGLang runs on the nodes."""
 
     runtime: Runtime = Field(default=Runtime.VENV, description="`venv` (systemd unit running a Python venv) or `docker`.")
-    sglang_version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.5.23", description="SGLang version; picks the launch-flag profile and the package to install.")
+    sglang_version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.5.23", description="SGLang release (one of those in docs/sglang-releases.md); picks the launch-flag profile and the package to install. With the docker runtime and no version, the release the image tag names (`v0.5.10-cu130` is 0.5.10); an image whose tag names none (`glm5-hopper`, `latest`, a digest) needs it written.")
     image: Annotated[str, StringConstraints(pattern=IMAGE_RE)] | None = Field(default=None, description="Container image for the docker runtime (default: chosen for the hardware and version).")
     venv_path: SafePath = Field(default="/opt/glm5cluster/venv", description="Virtual environment on the nodes for the venv runtime.")
     package_index: Url | None = Field(default=None, description="Python package index URL for the venv runtime (default PyPI).")
@@ -251,6 +253,20 @@ class ServeSpec(Record):
     shm_size: Annotated[str, StringConstraints(pattern=SIZE_RE)] = Field(default="32g", description="Shared memory size for the docker runtime (--shm-size).")
     memlock_unlimited: Bool = Field(default=True, description="Raise the locked-memory limit to unlimited for the server (venv: LimitMEMLOCK=infinity in the unit; docker: --ulimit memlock=-1). RDMA (InfiniBand/RoCE, GPUDirect) needs it: keep it true on real hosts. Set false only on nested-container sites that may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE), such as the rehearsal lab's docker runtime.")
     image_archive: LocalPath | None = Field(default=None, description="Local `docker save` archive of the image (sites with no registry access): copied to every node and loaded instead of pulling.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_from_image(cls, data: object) -> object:
+        """Docker runtime, an image and no ``sglang_version``: the release the image tag names."""
+        if not (isinstance(data, dict) and "sglang_version" not in data and data.get("runtime") == "docker"
+                and isinstance(data.get("image"), str) and re.match(IMAGE_RE, data["image"])):
+            return data  # (a malformed image is reported by its own field)
+        release = release_of_image(data["image"])
+        if release is None:
+            raise ValueError(
+                f"image {data['image']} does not name an SGLang release, so the launch flags cannot be "
+                "chosen; write serving.sglang_version: the release the image contains")
+        return {**data, "sglang_version": release}
 
 
 class RouterSpec(Record):

@@ -125,7 +125,7 @@ def test_docker_argv_shape(inv_factory, planner):
                  "--label glm5cluster.rank=1", "--env-file /etc/glm5cluster/t/r0.env",
                  "lmsysorg/sglang:v0.5.23 python3 -m sglang.launch_server --model-path"]:
         assert part in s, part
-    amd = inv_factory("MI300X", "zai-org/GLM-5", serving={"runtime": "docker", "image": "rocm/sgl-dev:x"})
+    amd = inv_factory("MI300X", "zai-org/GLM-5", serving={"runtime": "docker", "sglang_version": "0.5.23", "image": "rocm/sgl-dev:x"})
     t = planner(amd)
     s = " ".join(render.docker_run_argv(amd, t, t.replicas[0], t.replicas[0].ranks[0]))
     assert "--device /dev/kfd --device /dev/dri --group-add video --cap-add SYS_PTRACE" in s

@@ -66,7 +66,7 @@ def test_image_present_is_noop_and_venv_runtime_skips() -> None:
 
 
 def test_image_pinned_digest_must_match() -> None:
-    i = inv(runtime="docker", image="lmsysorg/sglang@sha256:" + "1" * 64)
+    i = inv(runtime="docker", sglang_version="0.5.23", image="lmsysorg/sglang@sha256:" + "1" * 64)
     st = ImageFact("x").parse(res('sha256:abc ["lmsysorg/sglang@sha256:' + "2" * 64 + '"]'))
     assert isinstance(SglangImage().plan(RuntimeParams(), Ctx(i), {"image": st}), Change)
 
