@@ -25,7 +25,7 @@ from glm5cluster.bench.suites import (
 )
 from glm5cluster.commands import CommandResult, Secret, Shell, Upload
 from glm5cluster.connect.base import Connection
-from glm5cluster.errors import GlmError
+from glm5cluster.errors import GlmError, InputError
 from glm5cluster.model.inventory import Inventory, Runtime
 from glm5cluster.render import container_name
 from glm5cluster.topology import Replica, Topology
@@ -71,7 +71,7 @@ def target_for(inv: Inventory, topo: Topology, rep: Replica, via_router: bool, a
     docker = inv.serving.runtime is Runtime.DOCKER
     if via_router:
         if topo.router is None:
-            raise GlmError("--via-router: this inventory has no router (replicas.router)",
+            raise InputError("--via-router: this inventory has no router (replicas.router)",
                            hint="drop --via-router, or add replicas.router to the inventory")
         host, port = topo.router.node.ssh.address, topo.router.port
     else:
@@ -175,5 +175,5 @@ def selected(topo: Topology, replicas: Sequence[int] | None) -> list[int]:
     known = [r.index for r in topo.replicas]
     bad = [i for i in replicas or () if i not in known]
     if bad:
-        raise GlmError(f"--replica {bad[0]}: no such replica (this inventory has {known})")
+        raise InputError(f"--replica {bad[0]}: no such replica (this inventory has {known})")
     return list(replicas) if replicas else known
