@@ -27,7 +27,7 @@ from glm5cluster.commands import CommandResult, Secret, Shell, Upload
 from glm5cluster.connect.base import Connection
 from glm5cluster.errors import GlmError, InputError
 from glm5cluster.model.inventory import Inventory, Runtime
-from glm5cluster.render import container_name
+from glm5cluster.runtime import for_inventory, rank_stem
 from glm5cluster.topology import Replica, Topology
 
 Progress = Callable[[str], None]
@@ -77,8 +77,8 @@ def target_for(inv: Inventory, topo: Topology, rep: Replica, via_router: bool, a
     else:
         host, port = "127.0.0.1", inv.serving.http_port
     return Target(runtime=inv.serving.runtime.value,
-                  python="python3" if docker else inv.serving.venv_path.rstrip("/") + "/bin/python",
-                  container=container_name(inv.cluster.name, rep.index) if docker else None,
+                  python=for_inventory(inv).python,
+                  container=for_inventory(inv).target(rank_stem(inv.cluster.name, rep.index)) if docker else None,
                   host=host, port=port, model=served_model(inv), tokenizer=inv.model.weights_dir,
                   api_key=api_key, data_files=data_files)
 
