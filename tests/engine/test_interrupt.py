@@ -237,3 +237,12 @@ def test_logs_follow_exits_130_on_ctrl_c_even_when_a_stream_failed() -> None:
     code = _follow(pool, [Target("n1", 0, 0, "u", rt), Target("n2", 0, 1, "u", rt)], 10, None, lines.append)
     assert code == 130
     assert lines and "hello" in lines[0]
+
+
+def test_ctrl_c_in_a_one_host_fan_out_is_no_empty_failure() -> None:
+    # one replica runs in the caller's thread: Ctrl-C there once became "readiness watch failed: "
+    def fn(h: str) -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fan_out(["replica-0"], fn, 8)

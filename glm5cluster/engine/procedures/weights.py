@@ -32,6 +32,8 @@ from glm5cluster.tasks import weights as W
 
 STATE = ".glm5cluster"
 KEY_TAG = "glm5cluster-ephemeral"
+HASH_RATE = 50e6  # bytes/s a node reads and hashes at the least (sizes the check's timeout)
+SILENT_POLLS = 60.0  # seconds a node may not answer progress polls before it is dropped
 
 
 class StageParams(Params):
@@ -133,7 +135,9 @@ class _Stage:
         total = sum(f["size"] for f in files)
         creq = {"dir": self.wdir, "repo": self.inv.model.repo, "commit": commit, "files": files,
                 "full": self.verify, "mark": not ctx.check}
-        checks = ctx.fan_out(lambda h: _json(self.agent(h, "check", stdin=json.dumps(creq), timeout=None), "check", h))
+        # the check may hash every byte (--verify-weights, unstamped files): sized to that work
+        check_timeout = 600 + total / HASH_RATE
+        checks = ctx.fan_out(lambda h: _json(self.agent(h, "check", stdin=json.dumps(creq), timeout=check_timeout), "check", h))
         state: dict[str, dict[str, Any]] = {}
         for h, r in checks.items():
             if r.ok and r.value is not None:
@@ -319,13 +323,24 @@ class _Stage:
                 f"cat {shlex.quote(self.state_path('progress.json'))} 2>/dev/null; echo; "
                 f"[ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null && echo ALIVE; "
                 f"tail -n 3 {shlex.quote(self.state_path('agent.log'))} 2>/dev/null | sed 's/^/LOG /'")
+        silent: dict[str, float] = {}  # host -> when it stopped answering the polls
         while running:
-            got = ctx.fan_out(lambda h: ctx.run(h, Shell.sh(poll, sudo=True, description="weights progress")), sorted(running))
+            got = ctx.fan_out(lambda h: ctx.run(h, Shell.sh(poll, sudo=True, timeout=self.p.poll_interval + 30,
+                                                            description="weights progress")), sorted(running))
             if any(not r.ok or r.value is None for r in got.values()):
                 time.sleep(self.p.poll_interval)  # a host did not answer: do not spin
             for h, r in got.items():
                 if not r.ok or r.value is None:
+                    since = silent.setdefault(h, time.monotonic())
+                    if time.monotonic() - since >= SILENT_POLLS:  # dropped and named, never polled forever
+                        self.results[h] = StepResult(
+                            Status.UNREACHABLE if r.unreachable else Status.FAILED,
+                            message=f"{h} stopped answering during weights staging "
+                                    f"({time.monotonic() - since:.0f}s): {getattr(r.error, 'message', None) or r.error}",
+                            hint="check the host; a re-run resumes from the verified files")
+                        running.discard(h)
                     continue
+                silent.pop(h, None)
                 out = r.value.stdout
                 rec: dict[str, Any] = {}
                 for ln in out.splitlines():
