@@ -296,7 +296,7 @@ class _Stage:
             kind = req.pop("kind")
             sd = self.state_path("")
             pidf, logf, reqf = f"{sd}agent.pid", f"{sd}agent.log", f"{sd}req-{kind}.json"
-            kill_old = (f"if [ -f {shlex.quote(pidf)} ]; then kill $(cat {shlex.quote(pidf)}) 2>/dev/null; sleep 1; fi; ")
+            kill_old = W.kill_agent_script(pidf)
             ctx.run(h, Shell.cmd("install", "-d", "-m", "0755", sd, sudo=True))
             ctx.put(h, Upload(reqf, json.dumps(req).encode(), 0o600, sudo=True))
             launch = (W.token_prelude() + kill_old + "cd / && umask 022 && "
@@ -364,7 +364,7 @@ class _Stage:
                     running.discard(h)
             if ctx.expired():
                 for h in running:
-                    ctx.run(h, Shell.sh(f"kill $(cat {shlex.quote(self.state_path('agent.pid'))}) 2>/dev/null", sudo=True))
+                    ctx.run(h, Shell.sh(W.kill_agent_script(self.state_path("agent.pid")), sudo=True))
                     self.results[h] = StepResult(Status.FAILED, message="weights transfer did not finish before the step timeout")
                 running.clear()
         # the agents have ended: their pid files name nothing (a later pid could reuse the number)
