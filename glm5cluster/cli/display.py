@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from glm5cluster.engine.events import Event, EventKind
 from glm5cluster.engine.report import RunReport, Status, StepResult
+from glm5cluster.redact import mask
 
 _MARK = {Status.OK: "ok", Status.CHANGED: "changed", Status.FAILED: "FAILED",
          Status.SKIPPED: "skipped", Status.UNREACHABLE: "UNREACHABLE"}
@@ -84,7 +85,7 @@ class Display:
         return f"  {host}: {verb}: {_one_line(what)} ({r.duration:.2f}s)"
 
     def _print(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(mask(text) + "\n")
         self.out.flush()
 
     # -- live ------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class Display:
 
 def print_exec(out: TextIO, host: str, text: str, stream: str = "") -> None:
     for line in text.splitlines():
-        out.write(f"{host}{stream} | {line}\n")
+        out.write(f"{host}{stream} | {mask(line)}\n")
 
 
 def host_width(hosts: Sequence[str]) -> int:

@@ -19,6 +19,7 @@ from glm5cluster.commands import Shell
 from glm5cluster.connect.pool import ConnectionPool, fan_out
 from glm5cluster.facts.log_lines import LogLine, format_time, parse_lines, since_epoch
 from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.redact import mask
 from glm5cluster.render import container_name, unit_name
 from glm5cluster.topology import Topology
 
@@ -92,7 +93,7 @@ def merged(per_target: list[tuple[Target, list[LogLine]]]) -> list[tuple[Target,
 
 
 def render(t: Target, line: LogLine, width: int) -> str:
-    return f"{t.prefix:<{width}} | {format_time(line.at)} {line.text}"
+    return f"{t.prefix:<{width}} | {format_time(line.at)} {mask(line.text)}"
 
 
 def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float | None,

@@ -9,6 +9,7 @@ import click
 
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
+from glm5cluster.cli.inventory_io import remember_secrets
 from glm5cluster.cli.session import connected, show_outcome, transport_option
 from glm5cluster.engine.playbook import load_playbook
 from glm5cluster.engine.runlog import RunLog
@@ -57,6 +58,7 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
     unreachable, 2 for bad input (or changes refused without a terminal to confirm on).
     """
     loaded = load_inventory(inventory)
+    remember_secrets(loaded.inventory)
     pb = load_playbook(resolve_playbook(playbook))
     display = Display(verbose=verbose)
     log = RunLog(pb.name)

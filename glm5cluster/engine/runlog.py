@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 
 from glm5cluster.commands import CommandResult, Secret, Shell, Upload
+from glm5cluster.redact import mask
 
 MAX_STREAM = 64 * 1024  # bytes of stdout/stderr kept per command in the log
 
@@ -50,9 +51,7 @@ class RunLog:
                 self._secrets.add(value)
 
     def mask(self, text: str) -> str:
-        for s in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(s, "***")
-        return text
+        return mask(text, self._secrets)
 
     def path_of(self, host: str) -> str:
         return os.path.join(self.dir, f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', host)}.log")

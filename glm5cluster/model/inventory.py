@@ -289,6 +289,21 @@ class StackSpec(Record):
     insecure_registries: list[Annotated[str, StringConstraints(pattern=REGISTRY_RE)]] = Field(default_factory=list, description="Registries docker may reach over plain HTTP (host[:port]).")
 
 
+class BenchTolerance(Record):
+    """How far a benchmark may fall behind its baseline before `glm5cluster bench --gate` fails."""
+
+    accuracy_points: Annotated[float, Field(ge=0, le=100)] = Field(default=2.0, description="Accuracy drop allowed, in absolute percentage points (GSM8K, MMLU).")
+    throughput_pct: Annotated[float, Field(ge=0, le=100)] = Field(default=10.0, description="Throughput drop allowed, in percent (request, output and total tok/s).")
+    tpot_pct: Annotated[float, Field(ge=0, le=1000)] = Field(default=10.0, description="Rise of the mean time per output token allowed, in percent.")
+
+
+class BenchSpec(Record):
+    """Settings of `glm5cluster bench` (the cookbook's benchmarks on the deployed cluster)."""
+
+    tolerance: BenchTolerance = Field(default_factory=BenchTolerance, description="Regression tolerances for `bench --gate`.")
+    gsm8k_data_path: LocalPath | None = Field(default=None, description="Local GSM8K test file (JSON lines with `question` and `answer`) copied to node 0, for sites that cannot download it; `--data-path` overrides.")
+
+
 class Inventory(Record):
     """A glm5cluster inventory: the GPU servers and the GLM-5 deployment to run on them."""
 
@@ -303,3 +318,4 @@ class Inventory(Record):
     serving: ServeSpec = Field(default_factory=ServeSpec, description="How SGLang runs.")
     replicas: ReplicasSpec = Field(default_factory=ReplicasSpec, description="Replica count and router.")
     stack: StackSpec = Field(default_factory=StackSpec, description="GPU software stack.")
+    bench: BenchSpec = Field(default_factory=BenchSpec, description="Benchmark settings (`glm5cluster bench`).")
