@@ -123,9 +123,9 @@ class RouterRegister:
                                      hint=f"glm5cluster status INV; journalctl -u {router_unit(ctx.inventory.cluster.name)}")
             return results
         changed = bool(missing or stale)
-        summary = (f"router {topo.router.url}: {len(want)} replica(s) healthy"
-                   + (f" (registered {', '.join(missing)})" if missing else "")
-                   + (f" (deleted unknown {', '.join(stale)})" if stale else "") + f"; {msg}{note}")
+        summary = (f"{len(want)} replica(s) healthy in the router, smoke test passed through it"
+                   + (f"; registered {', '.join(missing)}" if missing else "")
+                   + (f"; deleted unknown {', '.join(stale)}" if stale else "") + note)
         results[rh] = StepResult(Status.CHANGED if changed else Status.OK, summary)
         return results
 

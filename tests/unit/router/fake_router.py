@@ -14,6 +14,17 @@ from typing import Any
 DATA = Path(__file__).parent
 
 
+def chat_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """What the router relays from a GLM-5 node 0 (the lab simulator's answer shapes)."""
+    msg: dict[str, Any] = {"role": "assistant", "content": "391", "reasoning_content": None, "tool_calls": None}
+    if body.get("tools"):
+        msg["tool_calls"] = [{"id": "call_0", "type": "function",
+                              "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]
+    elif (body.get("chat_template_kwargs") or {}).get("enable_thinking", True):
+        msg["reasoning_content"] = "17 * 23 = 391"
+    return {"object": "chat.completion", "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}]}
+
+
 class FakeRouter:
     def __init__(self) -> None:
         self.workers: dict[str, dict[str, Any]] = {}
@@ -52,6 +63,8 @@ class FakeRouter:
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.calls.append(("POST", self.path, body))
+                if self.path == "/v1/chat/completions":
+                    return self.reply(200 if fake.workers else 503, chat_answer(body))
                 if self.path != "/workers":
                     return self.reply(404, "")
                 wid = str(uuid.uuid5(uuid.NAMESPACE_URL, body["url"]))
