@@ -176,14 +176,21 @@ def run_rollout(loaded: LoadedInventory, topo: Topology, pool: ConnectionPool, p
     t0 = time.monotonic()
     try:
         for batch in batches:
-            got = fan_out([str(p.index) for p in batch], lambda i: roll_group(
-                topo.replicas[int(i)], loaded, topo, pool, pb, opts, events, log, prog, echo), opts.forks, None)
-            failed = []
-            for _i, hr in sorted(got.items()):
-                if hr.error is None:
-                    echo(str(hr.value))
-                else:
-                    failed.append(hr.error)
+            failed: list[BaseException] = []
+            if len(batch) == 1:  # in this thread, so that Ctrl-C stops it where it is
+                try:
+                    echo(roll_group(topo.replicas[batch[0].index], loaded, topo, pool, pb, opts, events, log,
+                                    prog, echo))
+                except (GlmError, TransportError) as e:
+                    failed.append(e)
+            else:
+                got = fan_out([str(p.index) for p in batch], lambda i: roll_group(
+                    topo.replicas[int(i)], loaded, topo, pool, pb, opts, events, log, prog, echo), opts.forks, None)
+                for _i, hr in sorted(got.items()):
+                    if hr.error is None:
+                        echo(str(hr.value))
+                    else:
+                        failed.append(hr.error)
             if failed:
                 for err in failed:
                     echo(f"FAILED: {getattr(err, 'message', err)}")

@@ -27,7 +27,7 @@ from glm5cluster.engine.procedures.rollout import (
 )
 from glm5cluster.engine.procedures.rollout_run import RolloutOptions, refuse
 from glm5cluster.engine.report import RunReport, Status, StepReport, StepResult
-from glm5cluster.errors import InputError
+from glm5cluster.errors import GlmError, InputError
 from glm5cluster.model.loader import load_inventory
 from tests.unit.conftest import make_inventory, plan
 
@@ -186,3 +186,58 @@ def test_applied_record_keeps_the_previous_inventory(tmp_path: Path, monkeypatch
     assert load_applied("h200-2x").inventory.serving.sglang_version == "0.5.24"
     prev = load_applied("h200-2x", "previous")
     assert prev.inventory.serving.sglang_version == "0.5.23" and prev.base_dir == str(tmp_path)
+
+
+def _rollout(monkeypatch: pytest.MonkeyPatch, plans: list[GroupPlan], roll: Any, tmp_path: Path,
+             **opts: Any) -> tuple[int | None, list[str], BaseException | None]:
+    from glm5cluster.engine.procedures import rollout_run
+
+    monkeypatch.setenv("GLM5CLUSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(rollout_run, "plan_groups", lambda *a: plans)
+    monkeypatch.setattr(rollout_run, "roll_group", roll)
+    src = Path(__file__).resolve().parents[3] / "inventory" / "two-replicas-router.yaml"
+    loaded = load_inventory(src)
+    lines: list[str] = []
+    try:
+        code = rollout_run.run_rollout(loaded, plan(loaded.inventory), None, None, RolloutOptions(**opts),  # type: ignore[arg-type]
+                                       lambda e: None, None, lines.append, "inv.yaml")
+        return code, lines, None
+    except BaseException as e:  # noqa: BLE001
+        return None, lines, e
+
+
+def test_out_of_router_groups_roll_first_and_a_failure_stops_the_rollout(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    order: list[int] = []
+
+    def roll(rep: Any, loaded: Any, topo: Any, pool: Any, pb: Any, opts: Any, ev: Any, log: Any, prog: Any, echo: Any) -> str:
+        order.append(rep.index)
+        if rep.index == 0:
+            prog.set(0, "out of the router, FAILED")
+            raise GlmError("replica 0 (n0) failed: step 'readiness' on n0: OOM", hint="--rollback")
+        prog.set(rep.index, "serving, in the router")
+        return f"replica {rep.index}: rolled"
+
+    code, lines, _ = _rollout(monkeypatch, [gp(0), gp(1, registered=False)], roll, tmp_path)
+    assert code == 1 and order == [1, 0]  # the group already out goes first; after a failure, nothing else
+    assert "FAILED: replica 0 (n0) failed: step 'readiness' on n0: OOM" in lines and "hint: --rollback" in lines
+    assert "  replica 1: serving, in the router" in lines and "  replica 0: out of the router, FAILED" in lines
+
+
+def test_ctrl_c_names_where_every_group_is_and_reraises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def roll(rep: Any, loaded: Any, topo: Any, pool: Any, pb: Any, opts: Any, ev: Any, log: Any, prog: Any, echo: Any) -> str:
+        prog.set(rep.index, "out of the router, stopped (being changed)")
+        raise KeyboardInterrupt
+
+    _, lines, err = _rollout(monkeypatch, [gp(0), gp(1)], roll, tmp_path)
+    assert isinstance(err, KeyboardInterrupt)
+    assert lines[-3].startswith("interrupted: each replica group is left as follows")
+    assert lines[-2:] == ["  replica 0: out of the router, stopped (being changed)", "  replica 1: serving, in the router"]
+
+
+def test_nothing_to_roll_records_the_inventory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, lines, _ = _rollout(monkeypatch, [gp(0, reasons=()), gp(1, reasons=())], None, tmp_path)
+    assert code == 0 and "nothing to roll: every replica runs what the inventory says and is in the router" in lines
+    assert load_applied("h200-2x").inventory.cluster.name == "h200-2x"
+    code, lines, _ = _rollout(monkeypatch, [gp(0), gp(1, reasons=())], None, tmp_path, check=True)
+    assert code == 0 and "check: 1 replica group(s) would roll, 1 at a time" in lines
