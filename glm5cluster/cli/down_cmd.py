@@ -12,7 +12,13 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.session import connected, show_outcome, transport_option
+from glm5cluster.cli.session import (
+    FORKS_HELP,
+    break_lock_option,
+    connected,
+    show_outcome,
+    transport_option,
+)
 from glm5cluster.engine.playbook import Playbook, Step
 from glm5cluster.engine.procedures.router import RouterDown, RouterDownParams
 from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
@@ -52,13 +58,14 @@ def whole_replicas(nodes: list[Node], topology: Topology, limit: tuple[str, ...]
 @click.option("--keep-router", is_flag=True, help="Deregister the replicas from the router but leave the "
               "router running (replicas.router).")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result.")
+@break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: tuple[str, ...], check: bool,
             drain_timeout: float, keep_router: bool, accept_new_host_keys: bool, forks: int, verbose: bool,
-            transport: str | None) -> None:
+            transport: str | None, break_lock: bool) -> None:
     """Take the cluster of INVENTORY down: each replica's head drains first (SIGTERM), then every
     rank stops; units, containers, env and secrets files are removed. With a router, the replicas
     going down are deregistered from it first, and a whole-cluster `down` also removes the router
@@ -81,7 +88,8 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
     topo = checked.topology
     router_report = None
     asks = purge and not (yes or check)
-    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+    with connected(loaded, display, log, accept_new_host_keys, transport, lock=not check,
+                   break_lock=break_lock) as pool:
 
         def router_pass() -> RunReport:
             # A separate pass on the router host, so that --limit never widens the teardown.

@@ -11,8 +11,14 @@ import click
 
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.session import connected, transport_option
-from glm5cluster.cli.up_cmd import secrets_of, with_overrides
+from glm5cluster.cli.session import (
+    FORKS_HELP,
+    break_lock_option,
+    connected,
+    secrets_of,
+    transport_option,
+)
+from glm5cluster.cli.up_cmd import with_overrides
 from glm5cluster.engine.playbook import load_playbook
 from glm5cluster.engine.procedures.rollout import load_applied
 from glm5cluster.engine.procedures.rollout_run import RolloutOptions, run_rollout
@@ -36,13 +42,14 @@ PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "rollout.yaml"
 @click.option("--ready-timeout", type=click.FloatRange(min=1), default=None,
               help="Seconds to wait for a group to serve (default serving.readiness_timeout).")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help="Hosts worked on in parallel.")
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
+@break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, check: bool, max_unavailable: int, drain_timeout: float,
             allow_downtime: bool, rollback: bool, ready_timeout: float | None, accept_new_host_keys: bool,
-            forks: int, verbose: bool, transport: str | None) -> None:
+            forks: int, verbose: bool, transport: str | None, break_lock: bool) -> None:
     """Roll INVENTORY's changes onto the running cluster one replica group at a time: out of the
     router, drained, stopped, changed, started, ready, smoke-tested, back in; then the next.
     A group that fails stays out of the router and no other group is touched.
@@ -63,7 +70,9 @@ def command(ctx: click.Context, inventory: str, check: bool, max_unavailable: in
                           allow_downtime=allow_downtime, ready_timeout=ready_timeout, forks=forks)
     display = Display(verbose=verbose)
     log = RunLog("rollout", secrets=secrets_of(loaded.inventory))
-    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+    # the cluster's run lock (one changing run at a time), released on every way out, Ctrl-C too
+    with connected(loaded, display, log, accept_new_host_keys, transport, lock=not check,
+                   break_lock=break_lock) as pool:
         code = run_rollout(loaded, topo, pool, pb, opts, display, log, lambda m: click.echo(m), inventory)
     click.echo(f"run log: {log.dir}")
     ctx.exit(code)

@@ -41,14 +41,21 @@ class RunLog:
                 path = os.path.join(base, f"{stamp}-{tame}-{n}")
         os.chmod(path, 0o700)
         self.dir = path
-        self._secrets: set[str] = {s for s in secrets if s}
+        self._secrets: set[str] = set()
         self._lock = threading.Lock()
         self._files: dict[str, int] = {}
+        for s in secrets:
+            self.add_secret(s)
 
     def add_secret(self, value: str) -> None:
-        if value:
+        """Mask ``value`` from now on. Blank values are never masked (an unset token would turn
+        every newline into ``***``); a multi-line value (a token, then a request on stdin) is
+        masked line by line, so the token alone is hidden wherever it shows up."""
+        parts = {value.strip()} | {ln.strip() for ln in value.splitlines()}
+        parts = {p for p in parts if p}
+        if parts:
             with self._lock:
-                self._secrets.add(value)
+                self._secrets |= parts
 
     def mask(self, text: str) -> str:
         return mask(text, self._secrets)

@@ -113,9 +113,9 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         "model": {
             "repo": "zai-org/GLM-5",
             "weights_dir": "/srv/models/GLM-5",
-            "source": {"kind": "hub", "endpoint": m.hub},
+            "source": {"kind": "hub", "endpoint": m.hub, "insecure": True},  # the lab mirror is plain http
         },
-        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi,
+        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi, "insecure": True,
                     "secrets": {"hf_token_env": "HF_TOKEN"}},
         # The mirror serves vendor-shaped trees, as a site mirror of the real repositories would:
         # cuda_repo mirrors https://developer.download.nvidia.com/compute/cuda/repos (the tasks
@@ -123,7 +123,8 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         # https://nvidia.github.io/libnvidia-container. There is no Debian mirror (air-gapped):
         # apt_mirror stays unset and the hosts' own sources are left alone.
         "stack": {
-            "nvidia": {"cuda_repo": f"{m.apt}/cuda/repos", "container_toolkit_repo": f"{m.apt}/libnvidia-container"},
+            "nvidia": {"cuda_repo": f"{m.apt}/cuda/repos", "container_toolkit_repo": f"{m.apt}/libnvidia-container",
+                       "insecure": True},
             "registry_mirror": m.registry, "insecure_registries": [m.registry],
         },
     }

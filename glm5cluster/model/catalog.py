@@ -120,6 +120,17 @@ CATALOG: dict[GpuKind, GpuProfile] = {
 }
 
 
+def allreduce_fusion_multi_node_ok(gpu: GpuProfile) -> bool:
+    """FlashInfer allreduce fusion across nodes: only Blackwell (the MNNVL backend).
+
+    Real SGLang 0.5.23 ``layers/flashinfer_comm_fusion.py:46-84`` (``_resolve_backend``): ``auto``
+    with ``is_multi_node`` raises on anything but SM100, ``trtllm`` is single-node only and
+    ``mnnvl`` on SM90 is single-node only; its own auto-enable
+    (``arg_groups/overrides.py:955-1003``) skips Hopper when ``nnodes > 1``.
+    """
+    return gpu.architecture == "blackwell"
+
+
 def gpu_profile(kind: GpuKind) -> GpuProfile:
     return CATALOG[kind]
 

@@ -201,6 +201,7 @@ class _Stage:
                 self.how[child] = f"peer {parent}"
         keydir = tempfile.mkdtemp(prefix="glm5-xfer-")
         sources = sorted(set(peers.values()))
+        self.ctx.on_interrupt(lambda: self._abort(list(plan), sources if peers else [], list(peers)))
         try:
             if peers:
                 self._setup_trust(keydir, peers, sources, base, by_path, todo, plan, commit)
@@ -267,6 +268,19 @@ class _Stage:
         tag = f"{KEY_TAG}-{self.run_id}"
         ctx.fan_out(lambda s: ctx.run(s, Shell.sh(f"sed -i '/{tag}/d' ~/.ssh/authorized_keys", description="remove the transfer key")), sources)
         ctx.fan_out(lambda c: ctx.run(c, Shell.cmd("rm", "-rf", f"/run/glm5cluster-xfer-{self.run_id}", sudo=True)), receivers)
+
+    def _abort(self, agents: list[str], sources: list[str], receivers: list[str]) -> None:
+        """Ctrl-C: stop the detached agents (their whole process group) and take the run's
+        transfer key back out of authorized_keys; a re-run resumes from what was verified."""
+        ctx = self.ctx
+        pidf = shlex.quote(self.state_path("agent.pid"))
+        stop = (f"p=$(cat {pidf} 2>/dev/null) && [ -n \"$p\" ] && "
+                f"{{ kill -TERM -- -\"$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; "
+                f"sleep 1; kill -KILL -- -\"$p\" 2>/dev/null; rm -f {pidf}; }}; true")
+        ctx.fan_out(lambda h: ctx.run(h, Shell.sh(stop, sudo=True, timeout=30, description="stop the weights agent")),
+                    agents, timeout=60)
+        if sources or receivers:
+            self._teardown_trust(sources, receivers)
 
     def _start_and_wait(self, plan: dict[str, dict[str, Any]]) -> None:
         ctx = self.ctx

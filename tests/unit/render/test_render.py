@@ -25,7 +25,8 @@ HOSTILE_NL = HOSTILE + "\nsecond line\ttab"
 def hostile_inventory(inv_factory, runtime="venv", kind="H200", hosts=2, repo="zai-org/GLM-5"):
     return inv_factory(
         kind, repo, hosts=hosts,
-        model={"repo": repo, "weights_dir": "/models/" + HOSTILE.replace(":", "").replace("\t", "")},
+        # weights_dir may not hold ':' (docker -v), '"' or '\\' (the agent's forced command)
+        model={"repo": repo, "weights_dir": "/models/" + HOSTILE.translate({ord(c): None for c in ':\t"\\'})},
         serving={
             "runtime": runtime,
             "venv_path": "/opt/venv",
