@@ -70,8 +70,9 @@ def test_up_serves_through_the_real_router_and_a_rerun_changes_nothing(lab: Any,
     assert r["ok"] and r["ready"] and r["unit_state"] == "active", r
     assert sorted(w["replica"] for w in r["workers"]) == [0, 1] and all(w["healthy"] for w in r["workers"]), r
     assert chat(router)["choices"][0]["message"]["content"]
-    _, ps = lab.exec("node-4", "pgrep -af sglang_router.launch_router")
-    assert "--port 8000" in ps, ps
+    _, unit = lab.exec("node-4", "systemctl show -p ExecStart --value glm5-rt-router.service; "
+                                 "ss -Hltnp 'sport = :8000'")
+    assert "sglang_router.launch_router" in unit and "--port 8000" in unit and "sglang::router" in unit, unit
     rc, out, took = up(inv, playbook_args(inv.parent))
     assert rc == 0, out
     changed_nothing(out)
@@ -155,5 +156,5 @@ def test_down_keeps_the_router_when_asked_then_removes_it(lab: Any, tmp_path_fac
     rc, out, _ = cli("down", str(inv))
     assert rc == 0, out
     assert "stopped and removed glm5-rt-router.service" in out, out
-    _, ls = lab.exec("node-4", "ls /etc/systemd/system | grep glm5-rt-router; pgrep -af sglang_router; true")
+    _, ls = lab.exec("node-4", "ls /etc/systemd/system | grep glm5-rt-router; ss -Hltn 'sport = :8000'; true")
     assert ls.strip() == "", ls

@@ -76,9 +76,9 @@ def test_unchanged_group_keeps_and_changes_are_named() -> None:
     p = observe(hosts, changed, plan(changed), plan(changed).replicas[0], True)
     assert p.rolls and p.reasons == ("rank 0 on n0: launch config changed (flags, environment or image)",)
     # a new SGLang version (venv): the unit is the same, the installed package is not
-    newer = two_groups(sglang_version="0.5.24")
+    newer = two_groups(sglang_version="0.5.22")
     p = observe(Hosts(newer, launched_as(newer)), newer, plan(newer), plan(newer).replicas[1], True)
-    assert p.reasons == ("SGLang 0.5.23 installed on n1, 0.5.24 wanted",)
+    assert p.reasons == ("SGLang 0.5.23 installed on n1, 0.5.22 wanted",)
     # out of the router (a rollout stopped half-way) rolls even when unchanged
     assert observe(hosts, inv, topo, topo.replicas[0], False).why() == "out of the router"
 
@@ -181,9 +181,9 @@ def test_applied_record_keeps_the_previous_inventory(tmp_path: Path, monkeypatch
     a = tmp_path / "a.yaml"
     a.write_text(src.read_text())
     save_applied(load_inventory(a))
-    a.write_text(src.read_text().replace('sglang_version: "0.5.23"', 'sglang_version: "0.5.24"'))
+    a.write_text(src.read_text().replace('sglang_version: "0.5.23"', 'sglang_version: "0.5.22"'))
     save_applied(load_inventory(a))
-    assert load_applied("h200-2x").inventory.serving.sglang_version == "0.5.24"
+    assert load_applied("h200-2x").inventory.serving.sglang_version == "0.5.22"
     prev = load_applied("h200-2x", "previous")
     assert prev.inventory.serving.sglang_version == "0.5.23" and prev.base_dir == str(tmp_path)
 
