@@ -76,7 +76,8 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
     hosts, notes = whole_replicas(list(loaded.nodes), checked.topology, limit)
     for note in notes:
         click.echo(f"note: {note}")
-    params = TeardownParams(purge=purge, drain_timeout=drain_timeout)
+    # a partial down (--limit) leaves the router serving the other replicas
+    params = TeardownParams(purge=purge, drain_timeout=drain_timeout, keep_router=keep_router or bool(limit))
     pb = Playbook("down", "<glm5cluster down>", (Step(0, "down" + (" --purge" if purge else ""), "teardown",
                                                       Teardown(), params),))
     display = Display(verbose=verbose)

@@ -15,7 +15,6 @@ import click
 
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
-from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.session import (
     FORKS_HELP,
     break_lock_option,
@@ -24,6 +23,7 @@ from glm5cluster.cli.session import (
     show_outcome,
     transport_option,
 )
+from glm5cluster.cli.verdict import load_and_verify
 from glm5cluster.engine.playbook import Playbook, load_playbook
 from glm5cluster.engine.procedures.rollout import save_applied
 from glm5cluster.engine.report import RunReport, Status
@@ -124,7 +124,7 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     facts -> preflight -> GPU stack -> SGLang -> weights -> launch -> readiness -> smoke test.
     Exit code 0 when every replica serves and passed its smoke test, 1 otherwise, 2 for bad input.
     """
-    checked = load_and_check(inventory)
+    checked = load_and_verify(inventory)  # validate's and plan's verdict (local files included)
     loaded, topo = checked.loaded, checked.topology
     for w in checked.warnings:
         click.echo(f"warning: {w}", err=True)

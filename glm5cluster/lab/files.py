@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from glm5cluster.errors import GlmError
-from glm5cluster.lab.addresses import mirror_endpoints
+from glm5cluster.lab.addresses import LAB_KEY_FINGERPRINT, mirror_endpoints
 from glm5cluster.model.inventory import Inventory
 
 
@@ -124,6 +124,9 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         # apt_mirror stays unset and the hosts' own sources are left alone.
         "stack": {
             "nvidia": {"cuda_repo": f"{m.apt}/cuda/repos", "container_toolkit_repo": f"{m.apt}/libnvidia-container",
+                       # the mirror re-signs with the lab's own key: pin it instead of NVIDIA's
+                       "cuda_key_fingerprints": [LAB_KEY_FINGERPRINT],
+                       "container_toolkit_key_fingerprints": [LAB_KEY_FINGERPRINT],
                        "insecure": True},
             "registry_mirror": m.registry, "insecure_registries": [m.registry],
         },

@@ -1,7 +1,8 @@
 """The hardware catalog: the seed's tp table and the cookbook's per-hardware flags.
 
-Source: ``../shared/reference/sglang-glm5.md`` section 1 (SGLang cookbook page
-``docs/cookbook/autoregressive/GLM/GLM-5.mdx`` and its command generator). Everything here is
+Source: the SGLang GLM-5 cookbook page (``docs/cookbook/autoregressive/GLM/GLM-5.mdx`` in
+the sglang repository) and its command generator. Every GPU fact the code uses is here:
+adding a kind is one row (``docs/adding-a-gpu.md``). Everything here is
 version-neutral: the SGLang flag *spellings* live in ``glm5cluster.sglang.profiles``.
 """
 
@@ -80,6 +81,17 @@ class GpuProfile:
     open_kernel_modules_required: bool  # Blackwell only runs on the open GPU kernel modules
     architecture: str
 
+    @property
+    def min_memory_mib(self) -> int:
+        """The least total memory a healthy GPU of this kind reports, in MiB: 97% of
+        ``memory_gb`` x 1000 (nvidia-smi reports H100 80GB 81559 MiB, H200 143771, B200 183359)."""
+        return int(self.memory_gb * 970)
+
+    @property
+    def nvlink_subnet_manager(self) -> bool:
+        """Blackwell HGX boards also run the NVLink subnet manager (nvlsm) next to fabric manager."""
+        return self.nvswitch_fabric_manager and self.architecture == "blackwell"
+
     def tp_size(self, precision: Precision) -> int | None:
         return self.tp_fp8 if precision is Precision.FP8 else self.tp_bf16
 
@@ -154,3 +166,14 @@ def deployment(kind: GpuKind, precision: Precision) -> Deployment:
         eagle_supported=gpu.eagle_supported,
         index_cache_supported=precision is Precision.FP8,
     )
+
+
+# ---- trust anchors: OpenPGP fingerprints of the vendors' repository signing keys ---------------
+# A key fetched from a repository or mirror is installed only when every primary key in it is
+# listed here (or in the inventory's override, for a mirror re-signed with a site key).
+# NVIDIA CUDA repository key 3bf863cc (cuda-keyring 1.1; `NO_PUBKEY A4B469963BF863CC` when missing):
+CUDA_REPO_KEY_FINGERPRINTS: tuple[str, ...] = ("EB693B3035CD5710E231E123A4B469963BF863CC",)
+# https://nvidia.github.io/libnvidia-container/gpgkey (`NO_PUBKEY DDCAE044F796ECB0` when missing):
+CONTAINER_TOOLKIT_KEY_FINGERPRINTS: tuple[str, ...] = ("C95B321B61E88C1809C4F759DDCAE044F796ECB0",)
+# AMD ROCm repository key (https://repo.radeon.com/rocm/rocm.gpg.key):
+ROCM_KEY_FINGERPRINTS: tuple[str, ...] = ("CA8BB4727A47B4D09B4EE8969386B48A1A693C5C",)

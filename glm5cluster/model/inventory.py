@@ -21,9 +21,11 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from glm5cluster.model.addresses import check_host, check_node_path, check_revision
+from glm5cluster.model.images import release_of_image
 
 # Strict scalars: YAML `true` is not the number 1, and "yes" is not a boolean.
 Bool = StrictBool
@@ -54,6 +56,7 @@ LABEL_VALUE_RE = r"^[A-Za-z0-9_.-]{0,63}$"
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_RE)]
 USER_RE = r"^[a-z_][a-z0-9_-]{0,31}$"
 UserName = Annotated[str, StringConstraints(pattern=USER_RE)]
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{40}$")]  # OpenPGP v4, 40 hex digits
 URL_RE = r"^(https?|file)://[^\s'\"`$;\\|<>(){}]+$"
 Url = Annotated[str, StringConstraints(pattern=URL_RE)]
 ENDPOINT_RE = r"^https?://[A-Za-z0-9._:\[\]-]+(/[A-Za-z0-9._~/-]*)?$"
@@ -110,7 +113,7 @@ class SshSettings(Record):
     known_hosts: LocalPath | None = Field(default=None, description="known_hosts file to check host keys against (default ~/.ssh/known_hosts); unknown keys are refused.")
     jump_host: Annotated[str, StringConstraints(pattern=JUMP_RE)] | None = Field(default=None, description="Bastion to hop through: [user@]host[:port].")
     connect_timeout: Annotated[float, Strict(), Field(gt=0, le=600)] | None = Field(default=None, description="Seconds to wait for the SSH connection (default 10).")
-    command_timeout: Annotated[float, Strict(), Field(gt=0)] | None = Field(default=None, description="Default per-command timeout in seconds (default: none).")
+    command_timeout: Annotated[float, Strict(), Field(gt=0)] | None = Field(default=None, description="Seconds a command may run when its work has no size of its own (default: 300; package installs, image pulls and weight checks carry their own limits).")
     config_file: LocalPath | None = Field(default=None, description="ssh_config file to honour (default ~/.ssh/config).")
     sudo: Bool | None = Field(default=None, description="Run privileged commands through sudo -n even as root (default false; always true for non-root users).")
 
@@ -234,7 +237,7 @@ class ServeSpec(Record):
     """How SGLang runs on the nodes."""
 
     runtime: Runtime = Field(default=Runtime.VENV, description="`venv` (systemd unit running a Python venv) or `docker`.")
-    sglang_version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.5.23", description="SGLang version; picks the launch-flag profile and the package to install.")
+    sglang_version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.5.23", description="SGLang release (one of those in docs/sglang-releases.md); picks the launch-flag profile and the package to install. With the docker runtime and no version, the release the image tag names (`v0.5.10-cu130` is 0.5.10); an image whose tag names none (`glm5-hopper`, `latest`, a digest) needs it written.")
     image: Annotated[str, StringConstraints(pattern=IMAGE_RE)] | None = Field(default=None, description="Container image for the docker runtime (default: chosen for the hardware and version).")
     venv_path: SafePath = Field(default="/opt/glm5cluster/venv", description="Virtual environment on the nodes for the venv runtime.")
     package_index: Url | None = Field(default=None, description="Python package index URL for the venv runtime (default PyPI).")
@@ -250,6 +253,20 @@ class ServeSpec(Record):
     shm_size: Annotated[str, StringConstraints(pattern=SIZE_RE)] = Field(default="32g", description="Shared memory size for the docker runtime (--shm-size).")
     memlock_unlimited: Bool = Field(default=True, description="Raise the locked-memory limit to unlimited for the server (venv: LimitMEMLOCK=infinity in the unit; docker: --ulimit memlock=-1). RDMA (InfiniBand/RoCE, GPUDirect) needs it: keep it true on real hosts. Set false only on nested-container sites that may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE), such as the rehearsal lab's docker runtime.")
     image_archive: LocalPath | None = Field(default=None, description="Local `docker save` archive of the image (sites with no registry access): copied to every node and loaded instead of pulling.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_from_image(cls, data: object) -> object:
+        """Docker runtime, an image and no ``sglang_version``: the release the image tag names."""
+        if not (isinstance(data, dict) and "sglang_version" not in data and data.get("runtime") == "docker"
+                and isinstance(data.get("image"), str) and re.match(IMAGE_RE, data["image"])):
+            return data  # (a malformed image is reported by its own field)
+        release = release_of_image(data["image"])
+        if release is None:
+            raise ValueError(
+                f"image {data['image']} does not name an SGLang release, so the launch flags cannot be "
+                "chosen; write serving.sglang_version: the release the image contains")
+        return {**data, "sglang_version": release}
 
 
 class RouterSpec(Record):
@@ -279,6 +296,8 @@ class NvidiaStack(Record):
     container_toolkit_repo: Url | None = Field(default=None, description="Mirror of `nvidia.github.io/libnvidia-container` (the container toolkit apt repository; default: NVIDIA's own).")
     insecure: Bool = Field(default=False, description="Allow plain-http `cuda_repo` / `container_toolkit_repo` mirrors (trusted networks only; https is required otherwise).")
     container_toolkit_version: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9.a-z~+-]*$")] | None = Field(default=None, description="Pinned container toolkit version.")
+    cuda_key_fingerprints: list[Fingerprint] | None = Field(default=None, min_length=1, description="OpenPGP fingerprints the CUDA repository key must have (a mirror re-signed with a site key); default: NVIDIA's (EB693B3035CD5710E231E123A4B469963BF863CC).")
+    container_toolkit_key_fingerprints: list[Fingerprint] | None = Field(default=None, min_length=1, description="OpenPGP fingerprints the container toolkit repository key must have; default: NVIDIA's (C95B321B61E88C1809C4F759DDCAE044F796ECB0).")
 
 
 class AmdStack(Record):

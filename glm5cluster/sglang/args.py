@@ -48,7 +48,8 @@ def served_model_name(inventory: Inventory) -> str:
 
 def listen_host(replica: Replica) -> str:
     """Where the server listens: ``::`` when the endpoint is IPv6 (on Linux it also accepts IPv4),
-    else ``0.0.0.0``."""
+    else ``0.0.0.0``. Real 0.5.23 knows both wildcards (``srt/server_args.py:458-468``, ``url``:
+    it talks to itself on ``::1`` / ``127.0.0.1``). A DNS name gets ``0.0.0.0``."""
     return "::" if ":" in replica.head.node.ssh.address else "0.0.0.0"
 
 

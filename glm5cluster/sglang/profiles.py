@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 
 from glm5cluster.errors import PlanError
+from glm5cluster.model.images import release_of_image
 from glm5cluster.sglang.options import OptionTable, require_release, supported_releases, table_for
 
 NEW_DP, OLD_DP, OLD_DP_SWITCH = "--attn-dp-size", "--dp-size", "--enable-dp-attention"
@@ -86,21 +87,6 @@ def parse_version(version: str) -> tuple[int, int, int]:
         raise PlanError(f"cannot read SGLang version {version!r}", hint="write it as 0.5.23",
                         path="serving.sglang_version")
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
-
-
-_TAG_RELEASE = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:-.*)?$")
-
-
-def release_of_image(image: str) -> str | None:
-    """The SGLang release an image's tag names (``lmsysorg/sglang:v0.5.10-cu130`` -> ``0.5.10``,
-    ``rocm/sgl-dev:v0.5.8.post1-rocm720-mi30x-20260219`` -> ``0.5.8.post1``), else None: a tag
-    such as ``glm5-hopper`` (a launch-week custom build, not a release) or ``latest`` names none."""
-    ref = image.split("@", 1)[0]
-    name, _, tag = ref.rpartition(":")
-    if not name or "/" in tag:  # no tag (the colon belonged to a registry port)
-        return None
-    m = _TAG_RELEASE.match(tag)
-    return m.group(1) if m else None
 
 
 def profile_for(version: str) -> VersionProfile:

@@ -21,7 +21,7 @@ from typing import Any
 from glm5cluster.commands import Command, CommandResult, Secret, Shell, Upload
 from glm5cluster.facts.base import Fact
 from glm5cluster.facts.router import ROUTER_PY
-from glm5cluster.model.inventory import Inventory
+from glm5cluster.model.inventory import Inventory, RouterSpec
 from glm5cluster.render import systemd_command_line
 from glm5cluster.tasks.base import Change, HostContext, NoOp, Outcome, Params, Skip, Task
 from glm5cluster.tasks.weights import pip_index_args
@@ -61,6 +61,12 @@ def render_router_unit(inv: Inventory) -> str:
         f"TimeoutStopSec={STOP_GRACE_S}\n\n"
         "[Install]\nWantedBy=multi-user.target\n"
     )
+
+
+def spec_of(ctx: HostContext) -> RouterSpec:
+    spec = ctx.inv.replicas.router
+    assert spec is not None  # is_router_host said so
+    return spec
 
 
 def is_router_host(ctx: HostContext) -> tuple[bool, str]:
@@ -110,14 +116,13 @@ class RouterVenv(Task[RouterParams]):
 
     def facts(self, params: RouterParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
         ok, _ = is_router_host(ctx)
-        return {"venv": RouterVenvFact(ctx.inventory.replicas.router.venv_path)} if ok else {}
+        return {"venv": RouterVenvFact(spec_of(ctx).venv_path)} if ok else {}
 
     def plan(self, params: RouterParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
         ok, why = is_router_host(ctx)
         if not ok:
             return Skip(why)
-        inv = ctx.inventory
-        spec = inv.replicas.router
+        inv, spec = ctx.inv, spec_of(ctx)
         st: RouterVenvState = facts["venv"]
         if st.version == spec.version:
             return NoOp(f"sglang-router {st.version} installed in {spec.venv_path}")
@@ -167,13 +172,13 @@ class RouterUnit(Task[RouterParams]):
 
     def facts(self, params: RouterParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
         ok, _ = is_router_host(ctx)
-        return {"unit": RouterUnitFact(router_unit(ctx.inventory.cluster.name))} if ok else {}
+        return {"unit": RouterUnitFact(router_unit(ctx.inv.cluster.name))} if ok else {}
 
     def plan(self, params: RouterParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
         ok, why = is_router_host(ctx)
         if not ok:
             return Skip(why)
-        inv = ctx.inventory
+        inv = ctx.inv
         unit = router_unit(inv.cluster.name)
         content = render_router_unit(inv)
         want = hashlib.sha256(content.encode()).hexdigest()
@@ -189,7 +194,7 @@ class RouterUnit(Task[RouterParams]):
         ]
         why_now = ("unit changed" if st.digest not in (None, want) else
                    "new" if st.digest is None else f"was {st.active}")
-        return Change(cmds, f"{verb} {unit} ({why_now}) on port {inv.replicas.router.port}", diff=content)
+        return Change(cmds, f"{verb} {unit} ({why_now}) on port {spec_of(ctx).port}", diff=content)
 
 
 # ---- the /workers API -------------------------------------------------------------------------

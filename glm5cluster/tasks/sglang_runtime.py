@@ -13,7 +13,9 @@ from typing import Any
 
 from glm5cluster.commands import Command, CommandResult, Shell, Upload
 from glm5cluster.facts.base import Fact
-from glm5cluster.model.inventory import Runtime
+from glm5cluster.model.catalog import GpuProfile, gpu_profile
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.runtime import for_inventory
 from glm5cluster.tasks.base import Change, HostContext, NoOp, Outcome, Params, Skip, Task
 from glm5cluster.tasks.weights import pip_index_args
 
@@ -45,12 +47,32 @@ try:
 except SystemExit as e:
     if e.code:
         out["error"] = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "parse failed"
+# Then SGLang's own post-parse validation (ServerArgs.check_server_args), where it runs without
+# a GPU or the model: its assertions are refusals; any other exception (a field only resolution
+# fills in, a CUDA probe) means the check could not run to the end on this host.
+if not out["error"] and not out["unknown"]:
+    out["postparse"] = "not available"
+    try:
+        sa = ServerArgs.from_cli_args(p.parse_args(argv))
+        check = getattr(sa, "check_server_args", None)
+        if check is not None:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                check()
+            out["postparse"] = "ok"
+    except (AssertionError, ValueError) as e:
+        out["error"] = "post-parse check (ServerArgs.check_server_args): " + (str(e).splitlines() or [type(e).__name__])[0]
+        out["postparse"] = "refused"
+    except BaseException as e:
+        out["postparse"] = "incomplete (" + type(e).__name__ + ")"
 print(json.dumps(out))
 """
 
 
-def default_image(inventory: Any) -> str:
-    return inventory.serving.image or f"lmsysorg/sglang:v{inventory.serving.sglang_version}"
+def node_image(ctx: HostContext) -> str | None:
+    """The image this node's runtime runs (None: the runtime runs no image). The rule is the
+    runtime's (``runtime.container.ContainerRuntime.image``), so the image pulled here is the
+    image the launch runs."""
+    return for_inventory(ctx.inv).image(gpu_profile(ctx.node.gpu_kind))
 
 
 def pull_ref(image: str, mirror: str | None) -> str:
@@ -101,6 +123,21 @@ class RuntimeParams(Params):
     pass
 
 
+def digest_stamp(cluster: str) -> str:
+    """Where the node records which image (ID and registry digests) the tag resolved to."""
+    return f"/etc/glm5cluster/{cluster}/image.digest"
+
+
+def record_digest(image: str, cluster: str) -> Shell:
+    """After a pull or load: resolve the tag to its image ID and registry digests and record
+    them (``<id> <json repo digests>``), so what runs is known even if the tag moves later."""
+    path = shlex.quote(digest_stamp(cluster))
+    fmt = shlex.quote("{{.Id}} {{json .RepoDigests}}")
+    script = (f"install -d -m 0755 {shlex.quote(digest_stamp(cluster).rsplit('/', 1)[0])} && "
+              f"docker image inspect --format {fmt} {shlex.quote(image)} > {path}.tmp && mv {path}.tmp {path} && cat {path}")
+    return Shell.sh(script, sudo=True, description=f"record the digest {image} resolved to")
+
+
 class SglangImage(Task[RuntimeParams]):
     """docker runtime: the image present with the same digest (pull, mirror pull + tag, or load)."""
 
@@ -108,13 +145,14 @@ class SglangImage(Task[RuntimeParams]):
     Params = RuntimeParams
 
     def facts(self, params: RuntimeParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
-        return {"image": ImageFact(default_image(ctx.inventory))}
+        image = node_image(ctx)
+        return {"image": ImageFact(image)} if image else {}
 
     def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
-        inv = ctx.inventory
-        if inv.serving.runtime != Runtime.DOCKER:
-            return Skip("serving.runtime is venv")
-        image = default_image(inv)
+        inv = ctx.inv
+        image = node_image(ctx)
+        if image is None:
+            return Skip(f"serving.runtime is {inv.serving.runtime.value}: no image")
         st: ImageState = facts["image"]
         archive = inv.serving.image_archive
         if archive:
@@ -126,6 +164,7 @@ class SglangImage(Task[RuntimeParams]):
                 Upload(ARCHIVE_DEST, data, 0o600, sudo=True, description=f"copy {archive} ({len(data) >> 20} MiB)"),
                 Shell.cmd("docker", "load", "-i", ARCHIVE_DEST, sudo=True, timeout=3600, description=f"docker load {image}"),
                 Shell.cmd("rm", "-f", ARCHIVE_DEST, sudo=True),
+                record_digest(image, inv.cluster.name),
             ], f"load {image} from {archive} (sha256 {hashlib.sha256(data).hexdigest()[:12]})")
         pinned = image.split("@", 1)[1] if "@" in image else None
         if st.present and (pinned is None or any(d.endswith(pinned) for d in st.digests)):
@@ -134,6 +173,7 @@ class SglangImage(Task[RuntimeParams]):
         cmds: list[Command] = [Shell.cmd("docker", "pull", ref, sudo=True, timeout=3600, description=f"docker pull {ref}")]
         if ref != image:
             cmds.append(Shell.cmd("docker", "tag", ref, image, sudo=True, description=f"tag {ref} as {image}"))
+        cmds.append(record_digest(image, inv.cluster.name))
         return Change(cmds, f"pull {image}" + (f" from mirror {inv.stack.registry_mirror}" if ref != image else ""))
 
 
@@ -167,12 +207,13 @@ class SglangVenv(Task[RuntimeParams]):
     Params = RuntimeParams
 
     def facts(self, params: RuntimeParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
-        return {"venv": VenvFact(ctx.inventory.serving.venv_path)}
+        venv = for_inventory(ctx.inv).venv()
+        return {"venv": VenvFact(venv)} if venv else {}
 
     def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
-        serving = ctx.inventory.serving
-        if serving.runtime != Runtime.VENV:
-            return Skip("serving.runtime is docker")
+        serving = ctx.inv.serving
+        if for_inventory(ctx.inv).venv() is None:
+            return Skip(f"serving.runtime is {serving.runtime.value}: no venv")
         st: VenvState = facts["venv"]
         if st.sglang == serving.sglang_version:
             return NoOp(f"sglang {st.sglang} installed in {serving.venv_path}")
@@ -186,15 +227,13 @@ class SglangVenv(Task[RuntimeParams]):
         return Change(cmds, f"install sglang {serving.sglang_version} into {serving.venv_path}{was}")
 
 
-def flagcheck_command(inventory: Any, argv: list[str]) -> Shell:
-    """The command that parses ``argv`` with the installed SGLang (argv travels on stdin)."""
-    serving = inventory.serving
-    if serving.runtime == Runtime.DOCKER:
-        run = ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python3",
-               default_image(inventory), "-c", FLAGCHECK_SNIPPET]
-        return Shell.cmd(*run, sudo=True, stdin=json.dumps(argv), timeout=600, description="check launch flags (image parser)")
-    return Shell.cmd(f"{serving.venv_path}/bin/python", "-c", FLAGCHECK_SNIPPET, stdin=json.dumps(argv),
-                     timeout=600, description="check launch flags (installed parser)")
+def flagcheck_command(inventory: Inventory, gpu: GpuProfile, argv: list[str]) -> Shell:
+    """The command that parses ``argv`` with the installed SGLang (argv travels on stdin), run
+    by the inventory's runtime (the venv's python, or the image's)."""
+    rt = for_inventory(inventory)
+    run = rt.python_once(rt.image(gpu))
+    return Shell.cmd(*run, "-c", FLAGCHECK_SNIPPET, sudo=True, stdin=json.dumps(argv), timeout=600,
+                     description="check launch flags (installed parser)")
 
 
 def flagcheck_verdict(result: CommandResult, host: str) -> tuple[bool, str, str]:
@@ -209,4 +248,6 @@ def flagcheck_verdict(result: CommandResult, host: str) -> tuple[bool, str, str]
         return False, f"SGLang {ver} installed on {host} does not know {flags}", ver
     if doc.get("error"):
         return False, f"SGLang {ver} on {host} refuses the launch arguments: {doc['error']}", ver
-    return True, f"every launch flag accepted by SGLang {ver}", ver
+    post = doc.get("postparse")
+    note = f"; its post-parse check: {post}" if post else ""
+    return True, f"every launch flag accepted by SGLang {ver}{note}", ver

@@ -85,3 +85,11 @@ def test_recap_after_ctrl_c_names_the_state_of_every_host() -> None:
     assert "state of each host after the interrupt:" in text
     assert "node-2  stopped earlier; no step completed" in text
     assert rep.exit_code == 130
+
+
+def test_recap_names_unreachable_hosts_before_other_failures() -> None:
+    out = io.StringIO()
+    rep = report()
+    Display(out, live=False).recap(rep, rep.log_dir)
+    text = out.getvalue()
+    assert text.index("UNREACHABLE: node-3") < text.index("FAILED: node-1")

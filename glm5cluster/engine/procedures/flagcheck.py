@@ -1,5 +1,7 @@
 """``sglang.flagcheck``: every rendered launch flag of every rank, parsed by the INSTALLED SGLang
-(its own ``ServerArgs.add_cli_args``) on the replica's head, before any weight is loaded."""
+(its own ``ServerArgs.add_cli_args``) on the replica's head, before any weight is loaded; then,
+where it runs without a GPU or the model, the installed ``ServerArgs.check_server_args`` (its
+assertions refuse the launch; see ``tasks.sglang_runtime.FLAGCHECK_SNIPPET``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Mapping
 
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
+from glm5cluster.model.catalog import GpuProfile
 from glm5cluster.sglang.args import build_args
 from glm5cluster.tasks.sglang_runtime import flagcheck_command, flagcheck_verdict
 
@@ -26,10 +29,12 @@ class FlagCheck:
         results: dict[str, StepResult] = {}
         jobs: dict[str, list[list[str]]] = {}
         members: dict[str, list[str]] = {}
+        gpus: dict[str, GpuProfile] = {}
         for rep in topo.replicas:
             head = rep.head.node.name
             jobs[head] = [build_args(ctx.inventory, topo, rep, rank) for rank in rep.ranks]
             members[head] = [r.node.name for r in rep.ranks]
+            gpus[head] = rep.deployment.gpu
         heads = [h for h in jobs if h in ctx.hosts]
 
         def check(head: str) -> tuple[bool, str]:
@@ -42,7 +47,7 @@ class FlagCheck:
                 seen.add(key)
                 if ctx.check:
                     return True, f"would check {len(jobs[head])} rank argv(s) with the installed parser"
-                ok, msg, _ = flagcheck_verdict(ctx.run(head, flagcheck_command(ctx.inventory, argv)), head)
+                ok, msg, _ = flagcheck_verdict(ctx.run(head, flagcheck_command(ctx.inventory, gpus[head], argv)), head)
                 if not ok:
                     return False, msg
             return True, msg

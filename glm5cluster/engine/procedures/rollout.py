@@ -30,17 +30,17 @@ from pathlib import Path
 
 from glm5cluster.commands import CommandResult, Secret, Shell
 from glm5cluster.connect.pool import fan_out
-from glm5cluster.engine.procedures.launch import api_key_of
-from glm5cluster.engine.procedures.teardown import cluster_config_dir, name_prefix
+from glm5cluster.engine.procedures.launch import DRAIN_S, WORKER_GRACE_S, api_key_of
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.errors import GlmError
-from glm5cluster.facts.footprint import footprint_script, parse_footprint
-from glm5cluster.facts.serving import SglangVersionFact, WeightsStampFact, parse_state, state_script
+from glm5cluster.facts.serving import WeightsStampFact
 from glm5cluster.model.inventory import Inventory, Runtime
 from glm5cluster.model.loader import LoadedInventory, load_inventory
 from glm5cluster.model.nodes import resolve_nodes
-from glm5cluster.tasks.launch import RankLaunch, rank_launch, stop_command
-from glm5cluster.tasks.sglang_runtime import default_image
+from glm5cluster.runtime import for_inventory
+from glm5cluster.runtime.facts import InstalledFact, ServiceStateFact, SurveyFact
+from glm5cluster.runtime.rank import RankLaunch, rank_launch
+from glm5cluster.tasks import agents
 from glm5cluster.topology import Replica, Topology
 
 Run = Callable[[str, Shell], CommandResult]
@@ -100,24 +100,22 @@ class GroupPlan:
 
 def wanted_ranks(inv: Inventory, topo: Topology, rep: Replica) -> list[RankLaunch]:
     key, _ = api_key_of(inv, os.environ)
-    return [rank_launch(inv, topo, rep, r, key) for r in rep.ranks]
+    rt = for_inventory(inv)
+    return [rank_launch(inv, topo, rep, r, key, rt) for r in rep.ranks]
 
 
 def observe(run: Run, inv: Inventory, topo: Topology, rep: Replica, in_router: bool | None) -> GroupPlan:
     """Read every rank of one group and name what differs from the inventory."""
     reasons: list[str] = []
     reshaped: list[str] = []
-    cluster = inv.cluster.name
-    prefix = name_prefix(cluster)
+    survey = SurveyFact(inv.cluster.name)
     for w, rank in zip(wanted_ranks(inv, topo, rep), rep.ranks, strict=True):
         where = f"rank {w.node_rank} on {w.host}"
-        st = parse_state(w.runtime.value, run(w.host, Shell.sh(
-            state_script(w.runtime.value, w.target, w.stamp_path), sudo=True, description=f"state of {w.target}")).stdout)
-        fp = parse_footprint(cluster, prefix, run(w.host, Shell.sh(
-            footprint_script(cluster, prefix, cluster_config_dir(cluster)), sudo=True,
-            description=f"units/containers of {cluster}")))
-        for item in fp.items:
-            if item.replica != rep.index or (item.rank is not None and item.rank != rank.node_rank):
+        state = ServiceStateFact(w.runtime, w.target, w.service.stamp_path)
+        st = state.parse(run(w.host, state.command()))
+        for item in survey.parse(run(w.host, survey.command())).items:
+            if item.replica is not None and (item.replica != rep.index
+                                             or (item.rank is not None and item.rank != rank.node_rank)):
                 reshaped.append(f"{w.host} runs replica {item.replica} rank {item.rank}, the inventory now makes "
                                 f"it replica {rep.index} rank {rank.node_rank}")
         if not st.running:
@@ -125,12 +123,13 @@ def observe(run: Run, inv: Inventory, topo: Topology, rep: Replica, in_router: b
         elif st.digest != w.digest:
             reasons.append(f"{where}: launch config changed (flags, environment or image)")
     head = rep.head.node.name
-    version = SglangVersionFact(inv.serving.runtime.value, inv.serving.venv_path, default_image(inv))
-    have = version.parse(run(head, version.command()))
-    if inv.serving.runtime is Runtime.VENV and have != inv.serving.sglang_version:
-        reasons.append(f"SGLang {have or 'none'} installed on {head}, {inv.serving.sglang_version} wanted")
+    if inv.serving.runtime is Runtime.VENV:
+        installed = InstalledFact(for_inventory(inv), None)
+        have = installed.parse(run(head, installed.command()))
+        if have != inv.serving.sglang_version:
+            reasons.append(f"SGLang {have or 'none'} installed on {head}, {inv.serving.sglang_version} wanted")
     if inv.model.pinned:
-        stamp = WeightsStampFact(inv.model.weights_dir)
+        stamp = WeightsStampFact(inv.model.weights_dir, agents.source("weights_stamp"))
         got = stamp.parse(run(head, stamp.command()))
         if got.commit != inv.model.revision:
             reasons.append(f"weights at {(got.commit or 'none')[:12]} on {head}, {inv.model.revision[:12]} wanted")
@@ -188,15 +187,22 @@ def drain_head(run: Run, inv: Inventory, rep: Replica, timeout: float) -> str:
 
 def stop_group(run: Run, wanted: Sequence[RankLaunch], forks: int) -> None:
     """SIGTERM node 0 (it drains and tells the group to exit), then the other ranks."""
-    head, others = wanted[0], list(wanted[1:])
-    res = run(head.host, stop_command(head, head=True))
+
+    def stop(w: RankLaunch, head: bool) -> CommandResult:
+        return run(w.host, Shell.sh(w.runtime.stop_script(w.target, head=head, drain=DRAIN_S, grace=WORKER_GRACE_S)
+                                    + "true\n", sudo=True, timeout=DRAIN_S + WORKER_GRACE_S * 3 + 60,
+                                    description=f"stop {w.target} (rank {w.node_rank})"))
+
+    head, others = wanted[0], {w.host: w for w in wanted[1:]}
+    res = stop(head, True)
     if not res.ok:
         raise GlmError(f"stopping node 0 on {head.host} failed: {res.tail(3)}")
-    got = fan_out([w.host for w in others], lambda h: run(h, stop_command(
-        next(w for w in others if w.host == h), head=False)), forks, None)
+    got = fan_out(list(others), lambda h: stop(others[h], False), forks, None)
     for h, r in got.items():
-        if r.error is not None or (r.value is not None and not r.value.ok):
-            raise GlmError(f"stopping rank on {h} failed: {r.error or r.value.tail(3) if r.value else r.error}")
+        if r.error is not None:
+            raise GlmError(f"stopping rank on {h} failed: {r.error}")
+        if r.value is not None and not r.value.ok:
+            raise GlmError(f"stopping rank on {h} failed: {r.value.tail(3)}")
 
 
 def first_failure(report: RunReport) -> str:

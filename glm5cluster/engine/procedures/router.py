@@ -21,18 +21,20 @@ from dataclasses import dataclass
 from glm5cluster.commands import CommandResult, Secret, Shell
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.procedures.launch import api_key_of
-from glm5cluster.engine.procedures.smoke import SMOKE_PY, verdict
+from glm5cluster.engine.procedures.smoke import verdict
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
 from glm5cluster.facts.router import RouterReply, RouterState, parse_reply
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.sglang.args import served_model_name
+from glm5cluster.tasks import agents
 from glm5cluster.tasks.router import api_command, router_unit, stop_router_command
 from glm5cluster.topology import Topology
 
 Runner = Callable[[str, Shell], CommandResult]
 
 
-def router_api(run: Runner, inventory: object, topology: Topology, ops: list[list[object]],
+def router_api(run: Runner, inventory: Inventory, topology: Topology, ops: list[list[object]],
                what: str, timeout: float = 60) -> RouterReply:
     """One call of the /workers script on the router host (``run`` is ``ctx.run`` or a pool's)."""
     assert topology.router is not None
@@ -41,11 +43,11 @@ def router_api(run: Runner, inventory: object, topology: Topology, ops: list[lis
     return parse_reply(run(topology.router.node.name, cmd))
 
 
-def router_state(run: Runner, inventory: object, topology: Topology) -> RouterState:
+def router_state(run: Runner, inventory: Inventory, topology: Topology) -> RouterState:
     return router_api(run, inventory, topology, [], "router state", 30).state
 
 
-def smoke_through(run: Runner, inventory: object, topology: Topology, request_timeout: float) -> tuple[bool, str]:
+def smoke_through(run: Runner, inventory: Inventory, topology: Topology, request_timeout: float) -> tuple[bool, str]:
     """The smoke test's three requests sent to the router (on its host, 127.0.0.1)."""
     assert topology.router is not None
     key, problem = api_key_of(inventory, os.environ)
@@ -53,8 +55,8 @@ def smoke_through(run: Runner, inventory: object, topology: Topology, request_ti
         return False, problem
     stdin: str | Secret = Secret("api_key", key + "\n") if key else "\n"
     res = run(topology.router.node.name, Shell.cmd(
-        "python3", "-c", SMOKE_PY, str(topology.router.port), served_model_name(inventory),  # type: ignore[arg-type]
-        str(request_timeout), stdin=stdin, timeout=request_timeout * 3 + 30, description="smoke test through the router"))
+        *agents.command("smoke_test", str(topology.router.port), served_model_name(inventory), str(request_timeout)),
+        stdin=stdin, timeout=request_timeout * 3 + 30, description="smoke test through the router"))
     try:
         doc = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -206,10 +208,10 @@ class RouterStatus:
     _urls: tuple[tuple[str, int], ...] = ()
 
 
-def router_status(run: Runner, inventory: object, topology: Topology) -> RouterStatus:
+def router_status(run: Runner, inventory: Inventory, topology: Topology) -> RouterStatus:
     """The router's unit state, /readiness and workers, matched against the replicas."""
     assert topology.router is not None
-    unit = router_unit(inventory.cluster.name)  # type: ignore[attr-defined]
+    unit = router_unit(inventory.cluster.name)
     host = topology.router.node.name
     try:
         res = run(host, Shell.cmd("systemctl", "show", "-p", "ActiveState", "--value", "--", unit,

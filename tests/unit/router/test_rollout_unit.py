@@ -44,15 +44,17 @@ class Hosts:
 
     def __call__(self, host: str, cmd: Shell) -> CommandResult:
         d = cmd.description
-        if d.startswith("state of "):
+        if d.startswith("state of "):  # systemctl show + clock + launch stamp (runtime/unit.py state_script)
             digest = self.launched.get(host, "")
             out = ("LoadState=loaded\nActiveState=active\nSubState=running\nInvocationID=abc\nMainPID=42\n"
-                   f"ExecMainStatus=0\nnow=100\nstamp={digest} abc\n")
+                   f"ExecMainStatus=0\n@@glm5cluster:clock@@\n100.0 90.0\n1700000000.0\n"
+                   f"@@glm5cluster:stamp@@\n{digest} abc\n")
             return CommandResult("state", 0, out)
-        if d.startswith("units/containers of "):
+        if d.startswith("services of cluster "):
             unit = self.extra or f"glm5-t-r{self._replica(host)}.service"
-            return CommandResult("fp", 0, f"unit\t{unit}\tactive\tGLM-5 replica x rank 0/1\n")
-        if d == "SGLang version in the venv":
+            return CommandResult("fp", 0, f"unit\t{unit}\tactive\tGLM-5 replica x rank 0/1\n"
+                                          "unit\tglm5-t-router.service\tactive\tglm5cluster router\n")
+        if d == "installed SGLang":
             return CommandResult("v", 0, self.version + "\n")
         raise AssertionError(d)
 

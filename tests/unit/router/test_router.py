@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from glm5cluster.commands import CommandResult, Secret, Shell, Upload
 from glm5cluster.facts.router import ROUTER_PY, parse_reply, parse_state
 from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.nodes import resolve_nodes
-from glm5cluster.tasks.base import Change, NoOp, Skip
+from glm5cluster.tasks.base import Change, HostContext, NoOp, Skip
 from glm5cluster.tasks.router import (
     RouterParams,
     RouterUnit,
@@ -104,17 +103,8 @@ def router_inv(**router: Any) -> Inventory:
                           serving={"package_index": "http://172.28.77.2:8082/simple"})
 
 
-@dataclass
-class Ctx:
-    node: Any
-    inventory: Any
-    deployment: Any = None
-    check: bool = False
-    extra: Any = None
-
-
-def ctx_for(inv: Inventory, host: str) -> Ctx:
-    return Ctx(node=next(n for n in resolve_nodes(inv) if n.name == host), inventory=inv)
+def ctx_for(inv: Inventory, host: str) -> HostContext:
+    return HostContext(node=next(n for n in resolve_nodes(inv) if n.name == host), inventory=inv)
 
 
 def test_router_argv_uses_the_real_cli_options() -> None:
