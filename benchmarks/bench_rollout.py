@@ -51,7 +51,13 @@ def inventory(base: Path, dest: Path, max_running: int) -> Path:
     return dest
 
 
-def measured(load: Load, phase: str, argv: list[str], settle: float) -> tuple[float, str]:
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def measured(load: Load, phase: str, argv: list[str], settle: float) -> tuple[float, str, int]:
+    """Runs ``argv`` under load; a failure is recorded (exit code, output tail), not fatal, so
+    the numbers of the run survive it."""
     load.phase = phase
     t0 = time.monotonic()
     r = sh(argv)
@@ -59,8 +65,8 @@ def measured(load: Load, phase: str, argv: list[str], settle: float) -> tuple[fl
     load.phase = f"after {phase}"
     time.sleep(settle)
     if r.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}")
-    return took, r.stdout
+        print(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}", file=sys.stderr)
+    return took, r.stdout + r.stderr, r.returncode
 
 
 def main() -> int:
@@ -71,6 +77,7 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=20.0, help="seconds of load before and after each replacement")
     ap.add_argument("--keep", action="store_true", help="leave the lab running")
     a = ap.parse_args()
+    load_start = loadavg()
     up = sh([*CLI, "lab", "up", "--name", a.name, "--subnet", a.subnet, "--hosts", "4", "--gpu", "H200",
              "--hub-shards", "2", "--hub-shard-mb", "1"])
     if up.returncode != 0:
@@ -87,8 +94,8 @@ def main() -> int:
         router = yaml.safe_load(inv_a.read_text())["hosts"][3]["address"]
         load = Load(f"http://{router}:8000", "zai-org/GLM-5", clients=a.clients).start()
         time.sleep(a.settle)
-        t_roll, out_roll = measured(load, "rollout", [*CLI, "rollout", str(inv_b)], a.settle)
-        t_naive, _ = measured(load, "naive", [*CLI, "up", str(inv_c), "--yes"], a.settle)
+        t_roll, out_roll, rc_roll = measured(load, "rollout", [*CLI, "rollout", str(inv_b)], a.settle)
+        t_naive, out_naive, rc_naive = measured(load, "naive", [*CLI, "up", str(inv_c), "--yes"], a.settle)
         load.stop()
     finally:
         if not a.keep:
@@ -96,11 +103,12 @@ def main() -> int:
     phases = ["before", "rollout", "after rollout", "naive", "after naive"]
     stats = {p: load.stats(p) for p in phases}
     doc = {"clients": a.clients, "settle_s": a.settle, "rollout_wall_s": round(t_roll, 1),
-           "naive_wall_s": round(t_naive, 1), "phases": stats,
+           "naive_wall_s": round(t_naive, 1), "rollout_rc": rc_roll, "naive_rc": rc_naive, "phases": stats,
            "errors": {p: sorted({s.error[:120] for s in load.failures(p)})[:5] for p in phases},
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "load1": float(Path("/proc/loadavg").read_text().split()[0])},
-           "rollout_log": [line for line in out_roll.splitlines() if line.startswith(("replica", "rollout"))]}
+                       "loadavg_start": load_start, "loadavg_end": loadavg()},
+           "rollout_log": [line for line in out_roll.splitlines() if line.startswith(("replica", "rollout"))],
+           "naive_tail": out_naive.splitlines()[-15:]}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rollout.json").write_text(json.dumps(doc, indent=2) + "\n")
     rows = ["| phase | requests | failed | p50 | p99 |", "|---|---|---|---|---|"]
