@@ -86,3 +86,13 @@ class StepFailed(GlmError):
     def __init__(self, message: str, hint: str | None = None, result: object | None = None) -> None:
         super().__init__(message, hint)
         self.result = result
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C): raised by connections of an interrupted pool so that no
+    new remote command starts. A ``KeyboardInterrupt``, so ``except Exception`` never swallows it."""
+
+    def __init__(self, message: str = "interrupted (Ctrl-C)") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint: str | None = None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from glm5cluster.errors import PlanError
 from glm5cluster.model.inventory import Inventory, Runtime
 from glm5cluster.sglang.args import build_args
-from glm5cluster.sglang.launcher import entry_argv
+from glm5cluster.sglang.launcher import CONTAINER_SECRETS, entry_argv
 from glm5cluster.topology import RankAssignment, Replica, Topology
 
 CONFIG_DIR = "/etc/glm5cluster"
@@ -174,10 +174,10 @@ def systemd_command_line(argv: list[str]) -> str:
 
 
 def server_argv(inventory: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
-                python: str) -> list[str]:
+                python: str, secrets_file: str | None = None) -> list[str]:
     """The full server command of one rank: entry point (or API-key launcher) + build_args."""
     key = inventory.serving.secrets.api_key_env if rank.is_head else None
-    return entry_argv(python, key) + build_args(inventory, topology, replica, rank)
+    return entry_argv(python, key, secrets_file if key else None) + build_args(inventory, topology, replica, rank)
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,9 @@ def docker_run_argv(inventory: Inventory, topology: Topology, replica: Replica,
              "--restart", "no", "--stop-timeout", str(TIMEOUT_STOP_SEC),
              "-v", f"{weights}:{weights}:ro",
              "--env-file", env_file_path(cluster, replica.index)]
-    if secret_names(inventory, rank):
-        argv += ["--env-file", secrets_file_path(cluster)]
+    secrets = bool(secret_names(inventory, rank))
+    if secrets:  # read-only file, read by the launcher: never in the container's env (docker inspect)
+        argv += ["-v", f"{secrets_file_path(cluster)}:{CONTAINER_SECRETS}:ro"]
     argv.append(docker_image(inventory, replica))
-    return argv + server_argv(inventory, topology, replica, rank, DOCKER_PYTHON)
+    return argv + server_argv(inventory, topology, replica, rank, DOCKER_PYTHON,
+                              CONTAINER_SECRETS if secrets else None)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from glm5cluster.errors import PlanError
-from glm5cluster.model.catalog import Deployment, deployment
+from glm5cluster.model.catalog import Deployment, allreduce_fusion_multi_node_ok, deployment
 from glm5cluster.model.inventory import GpuKind, Inventory, Precision
 from glm5cluster.model.nodes import Node
 
@@ -298,6 +298,12 @@ def _with_rationale(inv: Inventory, topo: Topology) -> Topology:
             f"address) and clients use {rep.endpoint} (the head's SSH address; only rank 0 serves "
             f"the API)."
         )
+        if dep.backends.allreduce_fusion and rep.nnodes > 1 and not allreduce_fusion_multi_node_ok(dep.gpu):
+            parts.append(
+                f"FlashInfer allreduce fusion (cookbook, {dep.gpu.kind.value} {dep.precision.value}) is left "
+                f"off: it is single-node only on {dep.gpu.architecture} and this replica is multi-node "
+                f"({rep.nnodes} hosts); SGLang 0.5.23 refuses `auto` across nodes except on Blackwell."
+            )
     if topo.router is not None:
         parts.append(f"The router on {topo.router.node.name} ({topo.router.url}) spreads requests "
                      f"over {len(topo.replicas)} replica(s) with policy {topo.router.policy}.")

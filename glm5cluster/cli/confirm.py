@@ -34,4 +34,8 @@ class TerminalConfirm:
             click.echo(f"error: {self.what} and there is no terminal to confirm them on", err=True)
             click.echo(f"hint: {self.hint}", err=True)
             return False
-        return click.confirm(self.question, default=False)
+        self.display.close()  # the live display would draw over the prompt and its [y/N]
+        try:
+            return click.confirm(self.question, default=False)
+        except click.Abort:  # Ctrl-C (or EOF) at the prompt: nothing was changed
+            raise KeyboardInterrupt from None

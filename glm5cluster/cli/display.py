@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from glm5cluster.engine.events import Event, EventKind
-from glm5cluster.engine.report import RunReport, Status, StepResult
+from glm5cluster.engine.report import INTERRUPTED, RunReport, Status, StepResult
+from glm5cluster.redact import mask
 
 _MARK = {Status.OK: "ok", Status.CHANGED: "changed", Status.FAILED: "FAILED",
          Status.SKIPPED: "skipped", Status.UNREACHABLE: "UNREACHABLE"}
@@ -50,6 +51,8 @@ class Display:
                 self._start_live()
         elif e.kind is EventKind.PHASE:
             self._phase = e.message
+            if self.live_mode and self._live is None:  # the confirm prompt stopped it
+                self._start_live()
             if not self.live_mode:
                 what = "planning (changes nothing)" if e.message == "plan" else "applying"
                 self._print(f"-- {what} on {len(e.hosts)} host(s)")
@@ -67,14 +70,22 @@ class Display:
                 self._live.console.print(self._host_line(e.host, e.step, r), markup=False,
                                          highlight=False, style=_STYLE[r.status])
         elif e.kind is EventKind.STEP_FINISHED:
-            counts = ", ".join(f"{n} {s.value}" for s, n in self._step_counts.items() if n)
+            counts = ", ".join(f"{n} {self._label(s)}" for s, n in self._step_counts.items() if n)
             line = f"[{e.step_index + 1}] {e.step}: {counts or 'no hosts'}"
             if self.live_mode:
                 self._live.console.print(line, markup=False, highlight=False)
             else:
                 self._print(line)
+        elif e.kind is EventKind.RUN_INTERRUPTED:
+            self._stop_live()
+            self._print(f"{e.message}: in-flight commands ended; cleaning up (Ctrl-C again quits at once)")
         elif e.kind is EventKind.RUN_FINISHED:
             self._stop_live()
+
+    def _label(self, status: Status, check: bool | None = None) -> str:
+        """A status as a count label: under --check (the plan pass) CHANGED is 'would change'."""
+        planning = self._phase == "plan" if check is None else check
+        return "would change" if status is Status.CHANGED and planning else status.value
 
     def _host_line(self, host: str, step: str, r: StepResult) -> str:
         what = r.summary or r.message
@@ -84,7 +95,7 @@ class Display:
         return f"  {host}: {verb}: {_one_line(what)} ({r.duration:.2f}s)"
 
     def _print(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(mask(text) + "\n")
         self.out.flush()
 
     # -- live ------------------------------------------------------------------------------
@@ -112,6 +123,7 @@ class Display:
         return table
 
     def close(self) -> None:
+        """Stop the live display (the end of the run, or before a prompt: the next phase restarts it)."""
         with self._lock:
             self._stop_live()
 
@@ -134,10 +146,12 @@ class Display:
         self._print(f"{title}: {report.playbook}, {len(report.hosts)} host(s) in {report.duration:.2f}s")
         width = max([len(h) for h in report.hosts] + [4])
         for rc in report.recaps():
-            counts = "  ".join(f"{s.value}={rc.counts[s]}" for s in Status)
+            counts = "  ".join(f"{self._label(s, report.check).replace(' ', '-')}={rc.counts[s]}" for s in Status)
             state = "FAILED" if rc.failed else "ok"
             if rc.unreachable:
                 state = "UNREACHABLE"
+            if rc.first_failure is not None and rc.first_failure[1].message == INTERRUPTED:
+                state = "INTERRUPTED"
             self._print(f"  {rc.host:<{width}}  {state:<11} {counts}  {rc.duration:6.2f}s")
         failures = [(rc.host, rc.first_failure) for rc in report.recaps() if rc.first_failure]
         if failures:
@@ -153,6 +167,11 @@ class Display:
                 self._print(f"    log: {log_dir}/{host}.log")
         for host, why in report.stopped.items():
             self._print(f"stopped: {host}: {why}")
+        if report.host_state:
+            self._print("")
+            self._print("state of each host after the interrupt:")
+            for host, state in report.host_state.items():
+                self._print(f"  {host:<{width}}  {state}")
         if report.aborted:
             self._print(f"aborted: {report.aborted}")
         if log_dir:
@@ -161,7 +180,7 @@ class Display:
 
 def print_exec(out: TextIO, host: str, text: str, stream: str = "") -> None:
     for line in text.splitlines():
-        out.write(f"{host}{stream} | {line}\n")
+        out.write(f"{host}{stream} | {mask(line)}\n")
 
 
 def host_width(hosts: Sequence[str]) -> int:

@@ -12,7 +12,13 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.session import connected, show_outcome, transport_option
+from glm5cluster.cli.session import (
+    FORKS_HELP,
+    break_lock_option,
+    connected,
+    show_outcome,
+    transport_option,
+)
 from glm5cluster.engine.playbook import Playbook, Step
 from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
 from glm5cluster.engine.runlog import RunLog
@@ -48,13 +54,14 @@ def whole_replicas(nodes: list[Node], topology: Topology, limit: tuple[str, ...]
 @click.option("--drain-timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Seconds a head may take to drain and stop before it is killed.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result.")
+@break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: tuple[str, ...], check: bool,
             drain_timeout: float, accept_new_host_keys: bool, forks: int, verbose: bool,
-            transport: str | None) -> None:
+            transport: str | None, break_lock: bool) -> None:
     """Take the cluster of INVENTORY down: each replica's head drains first (SIGTERM), then every
     rank stops; units, containers, env and secrets files are removed. Nothing of another cluster
     on the same hosts is touched. Exit code 0 when every host is clean, 1 otherwise."""
@@ -72,7 +79,8 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
                               what="--purge deletes data", hint="review the plan above and re-run with --yes")
 
     options = RunOptions(check=check, limit=tuple(hosts), forks=forks)
-    with connected(loaded, display, log, accept_new_host_keys, transport) as pool:
+    with connected(loaded, display, log, accept_new_host_keys, transport, lock=not check,
+                   break_lock=break_lock) as pool:
         report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
                               confirm=confirm if purge and not (yes or check) else None,
                               topology=checked.topology)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from glm5cluster.cli.display import host_width, print_exec
-from glm5cluster.cli.session import connect_options, transport_option
+from glm5cluster.cli.session import FORKS_HELP, connect_options, transport_option
 from glm5cluster.commands import CommandResult, Shell
 from glm5cluster.connect.pool import ConnectionPool, fan_out
 from glm5cluster.engine.selection import limit_hosts
@@ -22,7 +22,7 @@ from glm5cluster.model.loader import load_inventory
 @click.option("--sudo", is_flag=True, help="Run through sudo -n for non-root users.")
 @click.option("--timeout", type=float, default=None, help="Seconds the command may run per host.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, cmd: tuple[str, ...], limit: tuple[str, ...],

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass, field
 
 from glm5cluster.errors import InputProblems, PlanError, Problem
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.loader import LoadedInventory, load_inventory
+from glm5cluster.redact import remember_env
 from glm5cluster.topology import Topology, plan_topology
 
 
@@ -29,9 +31,16 @@ def plan_problem(loaded: LoadedInventory, err: PlanError) -> Problem:
     return loaded.problem(err.path, err.message, err.hint)
 
 
+def remember_secrets(inv: Inventory) -> None:
+    """Everything printed from now on masks the values of the secrets the inventory names."""
+    sec = inv.serving.secrets
+    remember_env(os.environ, sec.api_key_env, sec.hf_token_env, getattr(inv.model.source, "token_env", None))
+
+
 def load_and_check(path: str | os.PathLike[str]) -> CheckedInventory:
     """Load, validate and plan. Raises `InputProblems` (exit 2) for any problem, with lines."""
     loaded = load_inventory(path)
+    remember_secrets(loaded.inventory)
     try:
         topology = plan_topology(loaded.inventory, loaded.nodes)
     except PlanError as err:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import click
 
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.session import connect_options, transport_option
+from glm5cluster.cli.session import FORKS_HELP, connect_options, transport_option
 from glm5cluster.commands import Shell
 from glm5cluster.connect.pool import ConnectionPool, fan_out
 from glm5cluster.facts.log_lines import LogLine, format_time, parse_lines, since_epoch
 from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.redact import mask
 from glm5cluster.render import container_name, unit_name
 from glm5cluster.topology import Topology
 
@@ -92,7 +93,7 @@ def merged(per_target: list[tuple[Target, list[LogLine]]]) -> list[tuple[Target,
 
 
 def render(t: Target, line: LogLine, width: int) -> str:
-    return f"{t.prefix:<{width}} | {format_time(line.at)} {line.text}"
+    return f"{t.prefix:<{width}} | {format_time(line.at)} {mask(line.text)}"
 
 
 def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float | None,
@@ -120,17 +121,19 @@ def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float |
     threads = [threading.Thread(target=run, args=(t,), daemon=True, name=f"logs-{t.host}") for t in tgts]
     for th in threads:
         th.start()
+    interrupted = False
     try:
         while any(th.is_alive() for th in threads):
             for th in threads:
                 th.join(0.2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C ends --follow: exit 130 (as every command), errors aside
+        interrupted = True
         stop.set()
         for th in threads:
             th.join(5)
     for e in errors:
         click.echo(f"error: {e}", err=True)
-    return 1 if errors else 0
+    return 130 if interrupted else (1 if errors else 0)
 
 
 @click.command()
@@ -142,7 +145,7 @@ def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float |
 @click.option("--lines", "-n", type=click.IntRange(min=0), default=None,
               help=f"Last N lines per rank (default {DEFAULT_LINES}; with --since: all; with --follow: {FOLLOW_LINES}).")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, nodes: tuple[str, ...], replicas: tuple[int, ...], follow: bool,

@@ -1,9 +1,11 @@
 """`glm5cluster plan INV`: what every node will run, computed before anything is touched.
 
-Text output draws the topology (replicas, ranks, addresses, rationale) and each node's command
-with rich; ``--format json`` prints one document (``replicas[].nodes[]`` head first, each with
-``host``, ``node_rank``, ``sglang_args`` and ``env``). Secrets appear by variable name only.
-Exit codes: 0 planned, 2 bad input (with file:line: field.path).
+Text output is plain: the topology (replicas, ranks, full addresses), the rationale, the
+extra_args overrides, then each node's command on one line, shell-quoted and copy-pasteable
+(never boxed, wrapped or truncated, whatever the terminal width). ``--format json`` prints one
+document (``replicas[].nodes[]`` head first, each with ``host``, ``node_rank``, ``sglang_args``
+and ``env``). Secrets appear by variable name only. The checks are ``validate``'s
+(``cli/verdict.py``). Exit codes: 0 planned, 2 bad input (with file:line: field.path).
 """
 
 from __future__ import annotations
@@ -13,16 +15,14 @@ import shlex
 from dataclasses import dataclass
 
 import click
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from glm5cluster import render
-from glm5cluster.cli.inventory_io import CheckedInventory, load_and_check, plan_problem
+from glm5cluster.cli.inventory_io import CheckedInventory, plan_problem
+from glm5cluster.cli.verdict import load_and_verify
 from glm5cluster.errors import InputProblems, PlanError
 from glm5cluster.model.inventory import Inventory, Runtime
 from glm5cluster.sglang import build_args, check_argv, profile_for, table_for
+from glm5cluster.sglang.args import overrides
 from glm5cluster.topology import RankAssignment, Replica, Topology
 
 
@@ -98,48 +98,54 @@ def plan_document(checked: CheckedInventory, plans: list[NodePlan]) -> dict[str,
         "router": router,
         "leftover": [n.name for n in topo.leftover],
         "warnings": [str(w) for w in checked.warnings],
+        "overrides": override_lines(inv, topo),
         "rationale": topo.rationale,
     }
 
 
-def display_command(argv: list[str]) -> str:
-    """``shlex.join`` of argv, one flag (with its values) per line, continued with backslashes."""
-    lines: list[list[str]] = [[]]
-    for arg in argv:
-        if arg.startswith("-") and lines[-1]:
-            lines.append([])
-        lines[-1].append(arg)
-    return " \\\n    ".join(shlex.join(words) for words in lines)
+def override_lines(inv: Inventory, topo: Topology) -> list[str]:
+    """``--flag: cookbook -> extra_args`` for every cookbook flag extra_args replaces."""
+    seen: list[str] = []
+    for rep in topo.replicas:
+        for ov in overrides(inv, rep):
+            line = (f"{ov.flag}: {shlex.join(ov.cookbook) or '(switch)'} (cookbook) -> "
+                    f"{shlex.join(ov.extra) or '(switch)'} (serving.extra_args)")
+            if line not in seen:
+                seen.append(line)
+    return seen
 
 
-def _draw(console: Console, checked: CheckedInventory, plans: list[NodePlan]) -> None:
+def text_lines(checked: CheckedInventory, plans: list[NodePlan]) -> list[str]:
+    """The text plan: plain lines, nothing wrapped or cut (each command is one line)."""
     inv, topo = checked.loaded.inventory, checked.topology
     prof = profile_for(inv.serving.sglang_version)
-    console.print(Text(f"{inv.cluster.name}: {inv.model.repo} ({topo.precision.value}), "
-                       f"SGLang {inv.serving.sglang_version} ({prof.family} flags), "
-                       f"runtime {inv.serving.runtime.value}", style="bold"))
-    table = Table(title="Topology", show_lines=False)
-    for col in ("replica", "rank", "host", "ssh address", "cluster address", "GPUs", "role"):
-        table.add_column(col, overflow="fold")
+    out = [f"{inv.cluster.name}: {inv.model.repo} ({topo.precision.value}), "
+           f"SGLang {inv.serving.sglang_version} ({prof.family} flags), runtime {inv.serving.runtime.value}",
+           "", "Topology:"]
     for rep in topo.replicas:
+        out.append(f"  replica {rep.index}: {rep.gpu_kind.value} tp={rep.tp_size} nnodes={rep.nnodes} "
+                   f"endpoint {rep.endpoint} dist-init {rep.dist_init_addr}")
         for r in rep.ranks:
-            role = f"head: {rep.endpoint}" if r.is_head else f"joins {rep.dist_init_addr}"
-            table.add_row(str(rep.index), f"{r.node_rank}/{rep.nnodes}", r.node.name, r.node.ssh.address,
-                          r.node.cluster_address, f"{r.node.gpu_count}x {r.node.gpu_kind.value}",
-                          Text(role))
-    console.print(table)
+            role = "head, serves the API" if r.is_head else "joins the head"
+            out.append(f"    rank {r.node_rank}/{rep.nnodes}: {r.node.name} ssh {r.node.ssh.address} "
+                       f"cluster {r.node.cluster_address} {r.node.gpu_count}x {r.node.gpu_kind.value} ({role})")
     if topo.router is not None:
-        console.print(Text(f"router: {topo.router.node.name} {topo.router.url} -> "
-                           + ", ".join(topo.router.worker_urls)))
-    console.print(Panel(Text(topo.rationale), title="Why"))
+        out.append(f"  router: {topo.router.node.name} {topo.router.url} -> " + ", ".join(topo.router.worker_urls))
+    out += ["", "Why:", f"  {topo.rationale}"]
+    ovs = override_lines(inv, topo)
+    if ovs:
+        out += ["", "Overrides (serving.override_flags):"] + [f"  {line}" for line in ovs]
+    out += ["", "Commands (one line per node):"]
     for p in plans:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in p.env.items())
-        secrets = f"\nsecrets (by name): {', '.join(p.secrets)}" if p.secrets else ""
-        body = Text(f"{display_command(p.command)}\n\nenv: {env or '(none)'}{secrets}")
-        console.print(Panel(body, title=f"{p.rank.node.name}: replica {p.replica.index} rank "
-                                        f"{p.rank.node_rank} ({p.service})"))
-    for w in checked.warnings:
-        console.print(Text(f"warning: {w}", style="yellow"))
+        out.append(f"# {p.rank.node.name}: replica {p.replica.index} rank {p.rank.node_rank} ({p.service}); "
+                   f"env: {env or '(none)'}"
+                   + (f"; secrets (by name): {', '.join(p.secrets)}" if p.secrets else ""))
+        out.append(shlex.join(p.command))
+    if checked.warnings:
+        out.append("")
+        out += [f"warning: {w}" for w in checked.warnings]
+    return out
 
 
 @click.command()
@@ -149,7 +155,7 @@ def _draw(console: Console, checked: CheckedInventory, plans: list[NodePlan]) ->
 @click.pass_context
 def command(ctx: click.Context, inventory: str, fmt: str) -> None:
     """Show the topology and every node's SGLang command for inventory INV."""
-    checked = load_and_check(inventory)
+    checked = load_and_verify(inventory)
     plans = plan_nodes(checked)
     table = table_for(checked.loaded.inventory.serving.sglang_version)
     for p in plans:  # the builder's own output must always pass its version's option table
@@ -159,5 +165,6 @@ def command(ctx: click.Context, inventory: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(plan_document(checked, plans), indent=2))
     else:
-        _draw(Console(highlight=False), checked, plans)
+        for line in text_lines(checked, plans):
+            click.echo(line)
     ctx.exit(0)

@@ -1,10 +1,12 @@
-"""`glm5cluster validate INV...`: check inventories; every problem at once, exit 2 on any."""
+"""`glm5cluster validate INV...`: check inventories; every problem at once, exit 2 on any.
+
+It runs every check `plan` runs (`cli/verdict.py`): the two never disagree."""
 
 from __future__ import annotations
 
 import click
 
-from glm5cluster.cli.inventory_io import load_and_check
+from glm5cluster.cli.verdict import load_and_verify
 from glm5cluster.errors import InputProblems
 
 
@@ -13,7 +15,8 @@ from glm5cluster.errors import InputProblems
                 type=click.Path(dir_okay=True, path_type=str))
 @click.pass_context
 def command(ctx: click.Context, inventories: tuple[str, ...]) -> None:
-    """Check inventory files: schema, secrets, hosts, ports, hardware and topology.
+    """Check inventory files: schema, secrets, hosts, ports, local files, hardware, topology
+    and every node's launch arguments (as `plan` renders them).
 
     Prints `ok: N hosts, M replicas` per valid file, warnings, and every error as
     `error: file:line: field.path: what is wrong (hint)`. Exit code 2 when any file has errors.
@@ -21,7 +24,7 @@ def command(ctx: click.Context, inventories: tuple[str, ...]) -> None:
     failed = False
     for path in inventories:
         try:
-            checked = load_and_check(path)
+            checked = load_and_verify(path)
         except InputProblems as exc:
             failed = True
             for problem in exc.problems:

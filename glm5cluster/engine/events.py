@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     HOST_PROGRESS = "host_progress"  # message: what the host is doing now (procedures, commands)
     HOST_FINISHED = "host_finished"  # result set
     STEP_FINISHED = "step_finished"
+    RUN_INTERRUPTED = "run_interrupted"  # Ctrl-C; message: during which step; cleanups follow
     RUN_FINISHED = "run_finished"
 
 

@@ -30,6 +30,8 @@ The contract:
 - A ``TransportError`` from ``ctx.run`` escaping ``run`` for a host marks only that host
   unreachable when the procedure catches it per host; an exception escaping ``run`` itself fails
   the step on every host with its message (prefer returning per-host results).
+- Ctrl-C: ``ctx.run``/``fan_out`` raise ``errors.Interrupted`` (a ``KeyboardInterrupt``: do
+  not catch it); what must be undone then is registered with ``ctx.on_interrupt(fn)``.
 - The topology (``ctx.topology``: ``glm5cluster.topology.Topology`` or None) and the resolved
   nodes (``ctx.nodes``) are read-only.
 """
@@ -48,6 +50,7 @@ from glm5cluster.connect.pool import ConnectionPool, HostResult, fan_out
 from glm5cluster.engine.events import Event, EventKind, EventSink
 from glm5cluster.engine.report import StepResult
 from glm5cluster.engine.runlog import RunLog
+from glm5cluster.errors import Interrupted
 from glm5cluster.model.nodes import Node
 
 T = TypeVar("T")
@@ -90,6 +93,15 @@ class ClusterContext:
     _log: RunLog | None
     allow_reboot: bool = False  # --allow-reboot: procedures may reboot hosts that need it
     verify_weights: bool = False  # --verify-weights: re-hash every weight file, ignore stamps
+    _cleanups: list[Callable[[], None]] | None = None  # the run's interrupt cleanups
+
+    def on_interrupt(self, fn: Callable[[], None]) -> None:
+        """Register ``fn`` to run if the run is interrupted (Ctrl-C) before this procedure
+        returns: it runs after in-flight commands ended, on fresh connections (``run``/``put``/
+        ``fan_out`` work again inside it; bound its waits). Undo what must not outlive the run:
+        ephemeral keys, detached agents. Must be idempotent."""
+        if self._cleanups is not None:
+            self._cleanups.append(fn)
 
     def run(self, host: str, cmd: Shell) -> CommandResult:
         """Run on one host (raises ``TransportError`` when the host cannot be reached)."""
@@ -111,6 +123,8 @@ class ClusterContext:
 
     def fan_out(self, fn: Callable[[str], T], hosts: Sequence[str] | None = None,
                 timeout: float | None = None) -> Mapping[str, HostResult[T]]:
+        if getattr(self._pool, "stopping", False):  # tests build contexts without a pool
+            raise Interrupted()
         if timeout is None and self.deadline is not None:
             timeout = max(0.0, self.deadline - time.monotonic())
         return fan_out(list(hosts if hosts is not None else self.hosts), fn, self.forks, timeout)

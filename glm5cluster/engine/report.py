@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+INTERRUPTED = "interrupted (Ctrl-C) while this step ran: it may be partly done"
+
 
 class Status(StrEnum):
     OK = "ok"  # already in the wanted state (no-op)
@@ -64,7 +66,7 @@ class HostRecap:
 
 @dataclass
 class RunReport:
-    """Everything a run did. ``exit_code`` is 0 when no host failed, else 1."""
+    """Everything a run did. ``exit_code`` is 0 when no host failed, 130 after Ctrl-C, else 1."""
 
     playbook: str
     hosts: list[str]
@@ -75,6 +77,8 @@ class RunReport:
     log_dir: str | None = None
     duration: float = 0.0
     applied: bool = False  # False when only a plan was made (check mode, refused confirmation)
+    interrupted: bool = False  # Ctrl-C: ``aborted`` says during which step; exit code 130
+    host_state: dict[str, str] = field(default_factory=dict)  # after an interrupt: where each host is
 
     @property
     def changes(self) -> int:
@@ -85,6 +89,8 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
         return 1 if self.failed_hosts() or self.aborted else 0
 
     def recap(self, host: str) -> HostRecap:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 
 from glm5cluster.commands import CommandResult, Secret, Shell, Upload
+from glm5cluster.redact import mask
 
 MAX_STREAM = 64 * 1024  # bytes of stdout/stderr kept per command in the log
 
@@ -40,19 +41,24 @@ class RunLog:
                 path = os.path.join(base, f"{stamp}-{tame}-{n}")
         os.chmod(path, 0o700)
         self.dir = path
-        self._secrets: set[str] = {s for s in secrets if s}
+        self._secrets: set[str] = set()
         self._lock = threading.Lock()
         self._files: dict[str, int] = {}
+        for s in secrets:
+            self.add_secret(s)
 
     def add_secret(self, value: str) -> None:
-        if value:
+        """Mask ``value`` from now on. Blank values are never masked (an unset token would turn
+        every newline into ``***``); a multi-line value (a token, then a request on stdin) is
+        masked line by line, so the token alone is hidden wherever it shows up."""
+        parts = {value.strip()} | {ln.strip() for ln in value.splitlines()}
+        parts = {p for p in parts if p}
+        if parts:
             with self._lock:
-                self._secrets.add(value)
+                self._secrets |= parts
 
     def mask(self, text: str) -> str:
-        for s in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(s, "***")
-        return text
+        return mask(text, self._secrets)
 
     def path_of(self, host: str) -> str:
         return os.path.join(self.dir, f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', host)}.log")

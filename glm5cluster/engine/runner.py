@@ -12,6 +12,11 @@
 Fail policy: a failed or unreachable host runs none of its later steps; when a replica's head
 fails, the replica's other hosts stop too; more than ``max_fail`` failed hosts abort the run.
 
+Ctrl-C (``KeyboardInterrupt`` in the calling thread, or ``Interrupted`` from the pool): no new
+step or host starts, the pool closes every connection (in-flight commands end), the cleanups that
+procedures registered (``ClusterContext.on_interrupt``: ephemeral keys, weights agents) run on
+fresh connections, and the report says where every host was (``report.interrupted``, exit 130).
+
 Round trips: at the start of each run of consecutive task steps (up to the next procedure) the
 facts of *all* those steps are read per host in one command (``_prefetch``; identical facts are
 read once). A step plans from that snapshot only while nothing has been applied on the host since
@@ -32,10 +37,10 @@ from glm5cluster.connect.pool import ConnectionPool, FanOutTimeout, fan_out
 from glm5cluster.engine.events import Event, EventKind, EventSink, null_sink
 from glm5cluster.engine.playbook import Playbook, Step
 from glm5cluster.engine.procedure import ClusterContext
-from glm5cluster.engine.report import RunReport, Status, StepReport, StepResult
+from glm5cluster.engine.report import INTERRUPTED, RunReport, Status, StepReport, StepResult
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.selection import check_selector, limit_hosts, plan_topology_or_none, select
-from glm5cluster.errors import GlmError, TransportError
+from glm5cluster.errors import GlmError, Interrupted, TransportError
 from glm5cluster.facts.base import FactError
 from glm5cluster.facts.batch import FactBatch
 from glm5cluster.model.nodes import Node
@@ -70,6 +75,7 @@ class _Run:
     cache: dict[str, dict[int, Mapping[str, Any]]] = dataclasses.field(default_factory=dict)
     cache_errors: dict[str, BaseException] = dataclasses.field(default_factory=dict)
     dirty: set[str] = dataclasses.field(default_factory=set)  # hosts changed since the prefetch
+    cleanups: list[Callable[[], None]] = dataclasses.field(default_factory=list)  # on interrupt
 
 
 def run_playbook(playbook: Playbook, inventory: Any, nodes: Sequence[Node], pool: ConnectionPool,
@@ -114,27 +120,39 @@ def _execute(run: _Run, hosts: list[str], check: bool) -> RunReport:
     start = time.monotonic()
     steps = run.playbook.steps
     for pos, step in enumerate(steps):
-        if pos == 0 or steps[pos - 1].is_procedure:
-            _prefetch(run, alive, _segment(steps, pos), check)
-        step_hosts = [h for h in alive if select(step.hosts, run.nodes[h], run.topology)]
         sr = StepReport(step.index, step.name, step.task_name)
-        report.steps.append(sr)
-        if not step_hosts:
-            continue
-        run.events(Event(EventKind.STEP_STARTED, step.index, step.name, hosts=tuple(step_hosts)))
+        step_hosts: list[str] = []
         t0 = time.monotonic()
-        if step.is_procedure:
-            sr.results = _run_procedure(run, step, step_hosts, check)
-        else:
-            got = fan_out(step_hosts, lambda h, s=step: _run_task(run, s, h, check),  # type: ignore[misc]
-                          run.options.forks, run.options.step_timeout)
-            for h, hr in got.items():
-                if hr.error is not None:
-                    sr.results[h] = _error_result(hr.error, hr.duration)
-                    _emit_done(run, step, h, sr.results[h])
-                else:
-                    assert hr.value is not None
-                    sr.results[h] = hr.value
+        try:
+            if run.pool.stopping:
+                raise Interrupted()
+            if pos == 0 or steps[pos - 1].is_procedure:
+                _prefetch(run, alive, _segment(steps, pos), check)
+            step_hosts = [h for h in alive if select(step.hosts, run.nodes[h], run.topology)]
+            report.steps.append(sr)
+            if not step_hosts:
+                continue
+            run.events(Event(EventKind.STEP_STARTED, step.index, step.name, hosts=tuple(step_hosts)))
+            if step.is_procedure:
+                sr.results = _run_procedure(run, step, step_hosts, check)
+            else:
+                got = fan_out(step_hosts, lambda h, s=step: _run_task(run, s, h, check),  # type: ignore[misc]
+                              run.options.forks, run.options.step_timeout)
+                for h, hr in got.items():
+                    if hr.error is not None:
+                        sr.results[h] = _error_result(hr.error, hr.duration)
+                        _emit_done(run, step, h, sr.results[h])
+                    else:
+                        assert hr.value is not None
+                        sr.results[h] = hr.value
+            if run.pool.stopping:  # interrupted while the last hosts finished
+                raise Interrupted()
+        except KeyboardInterrupt:
+            if sr not in report.steps:
+                report.steps.append(sr)
+            sr.duration = time.monotonic() - t0
+            _interrupted(run, report, step, sr, step_hosts, alive)
+            break
         sr.duration = time.monotonic() - t0
         run.events(Event(EventKind.STEP_FINISHED, step.index, step.name, hosts=tuple(step_hosts)))
         alive = _apply_fail_policy(run, report, step, sr, alive)
@@ -145,6 +163,45 @@ def _execute(run: _Run, hosts: list[str], check: bool) -> RunReport:
             break
     report.duration = time.monotonic() - start
     return report
+
+
+def _interrupted(run: _Run, report: RunReport, step: Step, sr: StepReport, step_hosts: list[str],
+                 alive: list[str]) -> None:
+    """Ctrl-C during ``step``: end in-flight commands, run the cleanups, record each host's state."""
+    run.pool.interrupt()
+    for h in step_hosts:
+        r = sr.results.get(h)
+        if r is None or r.failed:  # abandoned, or failed because its connection was closed
+            sr.results[h] = StepResult(Status.FAILED, message=INTERRUPTED,
+                                       hint="a re-run picks up from the state the host is in")
+    report.aborted = f"interrupted (Ctrl-C) during step {step.name!r}"
+    report.interrupted = True
+    run.events(Event(EventKind.RUN_INTERRUPTED, step.index, step.name, message=report.aborted,
+                     hosts=tuple(step_hosts)))
+    _run_cleanups(run)
+    for h in report.hosts:
+        done = [s.name for s in report.steps if (r := s.results.get(h)) is not None and not r.failed]
+        last = f"last completed step {done[-1]!r}" if done else "no step completed"
+        if h in step_hosts:
+            report.host_state[h] = f"in step {step.name!r} when interrupted (may be partly done); {last}"
+        elif h in alive:
+            report.host_state[h] = f"not started on step {step.name!r}; {last}"
+        else:
+            report.host_state[h] = f"stopped earlier; {last}"
+
+
+def _run_cleanups(run: _Run) -> None:
+    """The procedures' interrupt cleanups, newest first, on fresh connections."""
+    with run.pool.cleanup():
+        while run.cleanups:
+            fn = run.cleanups.pop()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - one cleanup failing must not stop the others
+                if run.log is not None:
+                    for h in run.nodes:
+                        run.log.write(h, f"cleanup after interrupt failed: {e}")
+                        break
 
 
 def _segment(steps: Sequence[Step], pos: int) -> list[Step]:
@@ -258,7 +315,7 @@ def _run_task(run: _Run, step: Step, host: str, check: bool) -> StepResult:
     start = time.monotonic()
     try:
         result = _plan_and_apply(run, step, host, check, start)
-    except BaseException as e:  # noqa: BLE001 - every host gets a result
+    except Exception as e:  # noqa: BLE001 - every host gets a result (an interrupt escapes)
         result = _error_result(e, time.monotonic() - start)
     result = dataclasses.replace(result, duration=time.monotonic() - start)
     _emit_done(run, step, host, result)
@@ -324,16 +381,19 @@ def _run_procedure(run: _Run, step: Step, hosts: list[str], check: bool) -> dict
     deadline = time.monotonic() + run.options.step_timeout if run.options.step_timeout else None
     ctx = ClusterContext(tuple(hosts), run.nodes, run.inventory, run.topology, check, deadline,
                          step.name, step.index, run.options.forks, run.pool, run.events, run.log,
-                         allow_reboot=run.options.allow_reboot, verify_weights=run.options.verify_weights)
+                         allow_reboot=run.options.allow_reboot, verify_weights=run.options.verify_weights,
+                         _cleanups=run.cleanups)
     for h in hosts:
         run.events(Event(EventKind.HOST_STARTED, step.index, step.name, h))
     start = time.monotonic()
     run.cache.clear()
     try:
         got = dict(step.task.run(step.params, ctx))
-    except BaseException as e:  # noqa: BLE001 - every host gets a result
+    except Exception as e:  # noqa: BLE001 - every host gets a result (an interrupt escapes)
         err = _error_result(e, time.monotonic() - start)
         got = {h: err for h in hosts}
+    if not run.pool.stopping:
+        run.cleanups.clear()  # the procedure ended by itself: its own finally cleaned up
     results: dict[str, StepResult] = {}
     for h in hosts:
         r = got.get(h) or StepResult(Status.FAILED, message=f"procedure {step.task_name} gave no result")

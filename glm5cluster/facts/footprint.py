@@ -76,10 +76,11 @@ while read -r u; do
     "$(systemctl show -p Description --value -- "$u")"
 done
 if command -v docker >/dev/null 2>&1; then
+  err=$(mktemp)
   names=$({{ docker ps -a --filter {label} --format '{{{{.Names}}}}' &&
-            docker ps -a --filter {name} --format '{{{{.Names}}}}'; }} 2>/tmp/.glm5-fp-err.$$) ||
-    printf 'docker-error\\t%s\\n' "$(head -c 300 /tmp/.glm5-fp-err.$$ | tr '\\n' ' ')"
-  rm -f /tmp/.glm5-fp-err.$$
+            docker ps -a --filter {name} --format '{{{{.Names}}}}'; }} 2>"$err") ||
+    printf 'docker-error\\t%s\\n' "$(head -c 300 "$err" | tr '\\n' ' ')"
+  rm -f "$err"
   for c in $(printf '%s\\n' $names | sort -u); do
     printf 'container\\t%s\\t%s\\n' "$c" "$(docker inspect -f {fmt_rank} -- "$c" 2>/dev/null)"
   done

@@ -1,16 +1,22 @@
 """Reading an SGLang rank's log: its start-up phase, and the probable cause when it failed.
 
 Pure functions over log lines (house rule 2), tested on real captured logs in
-``tests/facts/sglang_log/``. The patterns come from the failure table of
-``reference/sglang-glm5.md`` section 4 and the milestone wording of real 0.5.x logs.
+``tests/facts/sglang_log/`` and on a 0.5.23-format log built from the templates. The milestones
+are matched from ``sglang_log_templates.json``: the real wheels' log templates with file:line, per
+wording family (0.5.23: ``Init parallel begin.``, ``Capture target decode CUDA graph begin.``;
+0.5.9 and older: ``Init torch distributed begin.``, ``Capture cuda graph begin.``). The lab
+simulator prints from the same table. The failure patterns come from the failure table of
+``docs/`` (torch / NCCL / transformers wording seen in real logs) and the table's crash lines.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 
 
 class Phase(IntEnum):
@@ -37,14 +43,64 @@ class Phase(IntEnum):
         }[self]
 
 
-_MILESTONES: tuple[tuple[Phase, re.Pattern[str]], ...] = (
-    (Phase.RENDEZVOUS, re.compile(r"Init torch distributed begin")),
-    (Phase.LOADING, re.compile(r"Init torch distributed ends|Load weight begin")),
-    (Phase.KV_CACHE, re.compile(r"Load weight end|KV Cache is allocated|Memory pool end")),
-    (Phase.GRAPH_CAPTURE, re.compile(r"Capture cuda graph begin")),
-    (Phase.HTTP_UP, re.compile(r"Capture cuda graph end|Uvicorn running on|Application startup complete")),
-    (Phase.READY, re.compile(r"The server is fired up and ready to roll!")),
-)
+TEMPLATES_FILE = Path(__file__).with_name("sglang_log_templates.json")
+
+# Which template marks which phase (the same keys in every wording family).
+PHASE_OF_TEMPLATE: dict[str, Phase] = {
+    "dist_begin": Phase.RENDEZVOUS,
+    "dist_end": Phase.LOADING,
+    "load_begin": Phase.LOADING,
+    "load_end": Phase.KV_CACHE,
+    "kv_allocated": Phase.KV_CACHE,
+    "memory_pool_end": Phase.KV_CACHE,
+    "graph_begin": Phase.GRAPH_CAPTURE,
+    "graph_end": Phase.HTTP_UP,
+    "uvicorn_running": Phase.HTTP_UP,
+    "uvicorn_startup_complete": Phase.HTTP_UP,
+    "dummy_health_started": Phase.HTTP_UP,
+    "ready": Phase.READY,
+}
+
+
+def load_templates() -> dict[str, dict[str, str]]:
+    """family (and ``third_party``) -> template key -> template text."""
+    table = json.loads(TEMPLATES_FILE.read_text(encoding="utf-8"))
+    out = {fam: {k: v["text"] for k, v in body["templates"].items()} for fam, body in table["families"].items()}
+    out["third_party"] = {k: v["text"] for k, v in table["third_party"].items()}
+    return out
+
+
+def template_regex(text: str, head_only: bool = False) -> str:
+    """A template as a regex: literal text escaped, each ``{field}`` any text. ``head_only``
+    keeps the first sentence (up to the first ``". "``), which is what stays stable when a
+    release adds fields after it (a real 0.5.x log prints ``Init torch distributed ends. mem
+    usage=3.32 GB`` where 0.5.9 prints ``elapsed=..., mem usage=...``)."""
+    if head_only and ". " in text:
+        text = text[: text.index(". ") + 1]
+    parts = re.split(r"\{[^{}]*\}", text)
+    return ".+?".join(re.escape(p) for p in parts)
+
+
+def _milestones() -> tuple[tuple[Phase, re.Pattern[str]], ...]:
+    families = load_templates()
+    by_phase: dict[Phase, set[str]] = {}
+    for family in families.values():
+        for key, text in family.items():
+            if key in PHASE_OF_TEMPLATE:
+                by_phase.setdefault(PHASE_OF_TEMPLATE[key], set()).add(template_regex(text, head_only=True))
+    return tuple((p, re.compile("|".join(sorted(by_phase[p])))) for p in sorted(by_phase))
+
+
+def _crash_pattern() -> str:
+    lines = set()
+    for family in load_templates().values():
+        for key in ("scheduler_exception", "sigquit_child"):
+            if key in family:
+                lines.add(template_regex(family[key], head_only=True))
+    return "|".join(sorted(lines))
+
+
+_MILESTONES = _milestones()
 
 
 @dataclass(frozen=True)
@@ -118,8 +174,7 @@ RULES: tuple[_Rule, ...] = (
           r"Received SIGTERM from the head|peer rank .* (died|exited)", primary=False),
     _rule("crash", "the server process crashed",
           "read the traceback above (glm5cluster logs --node ...)",
-          r"Scheduler hit an exception|Traceback \(most recent call last\)|Exception in thread|"
-          r"Received sigquit from a child process", primary=False),
+          _crash_pattern() + r"|Traceback \(most recent call last\)|Exception in thread", primary=False),
 )
 
 
@@ -153,6 +208,12 @@ def phase_of(lines: Iterable[str]) -> Phase:
     return phase
 
 
+def _transient(f: Finding) -> bool:
+    """A c10d connect warning (no exception) while node 0 is not listening yet: normal on a
+    rank that starts first, and no failure once the group formed."""
+    return f.cause.key == "dist_init_unreachable" and "Error" not in f.line
+
+
 def read_log(lines: Sequence[str]) -> LogReading:
     phase = Phase.STARTING
     findings: list[Finding] = []
@@ -167,6 +228,8 @@ def read_log(lines: Sequence[str]) -> LogReading:
                     seen.add(rule.cause.key)
                     findings.append(Finding(rule.cause, i, line.strip()[:300]))
                 break
+    if phase > Phase.RENDEZVOUS:
+        findings = [f for f in findings if not _transient(f)]
     return LogReading(phase, tuple(findings))
 
 

@@ -15,6 +15,9 @@ DEFAULT_SUBNET = "172.28.77.0/24"
 HOST_OFFSET = 11  # node-1 -> .11
 MIRROR_OFFSET = 2  # the mirror host -> .2 (.2-.9 reserved for mirrors)
 MAX_HOSTS = 64
+# The lab archive key (lab/data/mirror-key): the lab inventories pin it for the CUDA and
+# container toolkit repositories the mirror serves (stack.nvidia.*_key_fingerprints).
+LAB_KEY_FINGERPRINT = "B97D0872BF1B3B8B9DFFA27743C93F402B0260FA"
 
 # Mirror services on the mirror host (placeholders; see the module docstring).
 APT_PORT = 8081

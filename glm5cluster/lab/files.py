@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from glm5cluster.errors import GlmError
-from glm5cluster.lab.addresses import mirror_endpoints
+from glm5cluster.lab.addresses import LAB_KEY_FINGERPRINT, mirror_endpoints
 from glm5cluster.model.inventory import Inventory
 
 
@@ -113,9 +113,9 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         "model": {
             "repo": "zai-org/GLM-5",
             "weights_dir": "/srv/models/GLM-5",
-            "source": {"kind": "hub", "endpoint": m.hub},
+            "source": {"kind": "hub", "endpoint": m.hub, "insecure": True},  # the lab mirror is plain http
         },
-        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi,
+        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi, "insecure": True,
                     "secrets": {"hf_token_env": "HF_TOKEN"}},
         # The mirror serves vendor-shaped trees, as a site mirror of the real repositories would:
         # cuda_repo mirrors https://developer.download.nvidia.com/compute/cuda/repos (the tasks
@@ -123,7 +123,11 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         # https://nvidia.github.io/libnvidia-container. There is no Debian mirror (air-gapped):
         # apt_mirror stays unset and the hosts' own sources are left alone.
         "stack": {
-            "nvidia": {"cuda_repo": f"{m.apt}/cuda/repos", "container_toolkit_repo": f"{m.apt}/libnvidia-container"},
+            "nvidia": {"cuda_repo": f"{m.apt}/cuda/repos", "container_toolkit_repo": f"{m.apt}/libnvidia-container",
+                       # the mirror re-signs with the lab's own key: pin it instead of NVIDIA's
+                       "cuda_key_fingerprints": [LAB_KEY_FINGERPRINT],
+                       "container_toolkit_key_fingerprints": [LAB_KEY_FINGERPRINT],
+                       "insecure": True},
             "registry_mirror": m.registry, "insecure_registries": [m.registry],
         },
     }

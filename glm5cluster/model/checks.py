@@ -19,7 +19,10 @@ from glm5cluster.model.yaml_source import PathT
 HF_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{20,}")
 SECRET_KEYS = {"token", "password", "passwd", "secret", "api_key", "apikey", "private_key", "access_key"}
 SECRET_SUFFIXES = tuple("_" + k for k in SECRET_KEYS)
-SECRET_FLAGS = ("--api-key", "--admin-api-key", "--hf-token", "--token")
+SECRET_FLAGS = ("--api-key", "--admin-api-key", "--hf-token", "--token", "--ssl-keyfile-password")
+# scheme://user[:password]@host...: credentials written into a URL
+URL_CREDENTIALS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
+MAX_SCAN_VALUES = 200_000  # the secret scan visits each value once (aliases share values)
 DP_ATTENTION_EXTRA_PORTS = 6  # ZMQ uses dist-init port +1 .. +6 on node 0 with DP attention
 
 
@@ -46,8 +49,14 @@ def is_secret_key(key: str) -> bool:
     return norm in SECRET_KEYS or norm.endswith(SECRET_SUFFIXES) or norm == "hf_token"
 
 
-def find_inline_secrets(data: object, path: PathT = ()) -> Iterator[Finding]:
-    """Refuse secret values written into the file: secret-named keys with a value, hub tokens anywhere."""
+def find_inline_secrets(data: object, path: PathT = (), _seen: set[int] | None = None) -> Iterator[Finding]:
+    """Refuse secret values written into the file: secret-named keys with a value, hub tokens and
+    URL credentials anywhere. A mapping or list that YAML aliases share is visited once."""
+    seen = set() if _seen is None else _seen
+    if isinstance(data, dict | list):
+        if id(data) in seen or len(seen) > MAX_SCAN_VALUES:
+            return
+        seen.add(id(data))
     if isinstance(data, dict):
         for key, value in data.items():
             sub = path + (str(key),)
@@ -55,7 +64,7 @@ def find_inline_secrets(data: object, path: PathT = ()) -> Iterator[Finding]:
                 yield Finding(sub, f"`{key}` holds an inline secret; secrets must not be written in the inventory",
                               _secret_hint(str(key)))
             else:
-                yield from find_inline_secrets(value, sub)
+                yield from find_inline_secrets(value, sub, seen)
     elif isinstance(data, list):
         for i, item in enumerate(data):
             if isinstance(item, str) and item.split("=", 1)[0] in SECRET_FLAGS and (
@@ -64,10 +73,14 @@ def find_inline_secrets(data: object, path: PathT = ()) -> Iterator[Finding]:
                 yield Finding(path + (i,), f"`{item.split('=', 1)[0]}` passes a secret on the command line",
                               _secret_hint(item))
             else:
-                yield from find_inline_secrets(item, path + (i,))
+                yield from find_inline_secrets(item, path + (i,), seen)
     elif isinstance(data, str) and HF_TOKEN_RE.search(data):
         yield Finding(path, "this looks like a Hugging Face token (hf_...); secrets must not be written in the inventory",
                       _secret_hint("token"))
+    elif isinstance(data, str) and URL_CREDENTIALS_RE.match(data.strip()):
+        yield Finding(path, "this URL carries credentials (user:password@); secrets must not be written in the inventory",
+                      "drop them from the URL; the tools read credentials from a secret environment "
+                      "variable or ~/.netrc on the host (e.g. PIP_INDEX_URL, HF_TOKEN)")
 
 
 def _norm_addr(address: str) -> str:
@@ -122,6 +135,33 @@ def check_inventory(inv: Inventory) -> Iterator[Finding]:
     if seed is not None and seed not in names:
         yield Finding(("model", "source", "seed_host"), f"seed host `{seed}` is not in `hosts`", f"known hosts: {known}")
     yield from _check_ports(inv)
+    yield from _check_plain_http(inv)
+
+
+def _plain_http_urls(inv: Inventory) -> Iterator[tuple[PathT, str | None, bool]]:
+    """(path, url, section allows plain http) for every URL-bearing field."""
+    src = inv.model.source
+    if src.kind == "hub":
+        yield ("model", "source", "endpoint"), src.endpoint, src.insecure
+    yield ("serving", "package_index"), inv.serving.package_index, inv.serving.insecure
+    nv = inv.stack.nvidia
+    yield ("stack", "nvidia", "cuda_repo"), nv.cuda_repo, nv.insecure
+    yield ("stack", "nvidia", "container_toolkit_repo"), nv.container_toolkit_repo, nv.insecure
+    yield ("stack", "amd", "repo"), inv.stack.amd.repo, inv.stack.amd.insecure
+
+
+def _check_plain_http(inv: Inventory) -> Iterator[Finding]:
+    for path, url, insecure in _plain_http_urls(inv):
+        if url is None or not url.lower().startswith("http://"):
+            continue
+        section = ".".join(str(p) for p in path[:-1])
+        if not insecure:
+            yield Finding(path, f"{url} is plain http: packages, weights and keys fetched from it can be "
+                          "tampered with on the way",
+                          f"use https, or accept the risk on a trusted network: `{section}.insecure: true`")
+        else:
+            yield Finding(path, f"{url} is plain http (allowed by {section}.insecure); use it only on a "
+                          "trusted network", None, warning=True)
 
 
 def _check_ports(inv: Inventory) -> Iterator[Finding]:
@@ -129,7 +169,12 @@ def _check_ports(inv: Inventory) -> Iterator[Finding]:
     if s.http_port == s.dist_init_port:
         yield Finding(("serving", "http_port"), f"http_port {s.http_port} is also the dist_init_port",
                       "use different ports (defaults: http 30000, dist-init 20000)")
-    elif s.features.dp_attention and 0 < s.http_port - s.dist_init_port <= DP_ATTENTION_EXTRA_PORTS:
+    if s.features.dp_attention and s.dist_init_port + DP_ATTENTION_EXTRA_PORTS > 65535:
+        yield Finding(("serving", "dist_init_port"),
+                      f"dist_init_port {s.dist_init_port} + {DP_ATTENTION_EXTRA_PORTS} is past 65535: DP attention "
+                      "also listens on dist_init_port +1..+6",
+                      f"use a dist_init_port of at most {65535 - DP_ATTENTION_EXTRA_PORTS} (default 20000)")
+    if s.http_port != s.dist_init_port and s.features.dp_attention and 0 < s.http_port - s.dist_init_port <= DP_ATTENTION_EXTRA_PORTS:
         yield Finding(("serving", "http_port"),
                       f"http_port {s.http_port} clashes with the DP-attention ports "
                       f"{s.dist_init_port + 1}-{s.dist_init_port + DP_ATTENTION_EXTRA_PORTS} (dist_init_port +1..+6)",

@@ -8,7 +8,6 @@ checks that need neither live in ``model/checks.py``.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -17,16 +16,25 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+
+from glm5cluster.model.addresses import check_host, check_node_path, check_revision
+from glm5cluster.model.images import release_of_image
+
+# Strict scalars: YAML `true` is not the number 1, and "yes" is not a boolean.
+Bool = StrictBool
 
 # Names end up in unit names, container names, file names and log prefixes: keep them tame.
 NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
 Name = Annotated[str, StringConstraints(pattern=NAME_RE)]
 # Host-ish values: DNS names, IPv4, IPv6 literals. No spaces, quotes or shell metacharacters.
-HOST_RE = r"^[A-Za-z0-9]([A-Za-z0-9._:-]{0,252})$"
+HOST_RE = r"^[A-Za-z0-9:]([A-Za-z0-9._:-]{0,252})$"
 HostAddr = Annotated[str, StringConstraints(pattern=HOST_RE)]
 IFACE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,14}$"
 Interface = Annotated[str, StringConstraints(pattern=IFACE_RE)]
@@ -41,13 +49,14 @@ SafePath = Annotated[str, StringConstraints(pattern=SAFE_PATH_RE)]
 # Local files (identity, known_hosts, ssh config): absolute, ~/..., or relative to the inventory file.
 LOCAL_PATH_RE = r"^[^\x00-\x1f\x7f]{1,4096}$"
 LocalPath = Annotated[str, StringConstraints(pattern=LOCAL_PATH_RE)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 LABEL_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_RE)]
 LABEL_VALUE_RE = r"^[A-Za-z0-9_.-]{0,63}$"
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_RE)]
 USER_RE = r"^[a-z_][a-z0-9_-]{0,31}$"
 UserName = Annotated[str, StringConstraints(pattern=USER_RE)]
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{40}$")]  # OpenPGP v4, 40 hex digits
 URL_RE = r"^(https?|file)://[^\s'\"`$;\\|<>(){}]+$"
 Url = Annotated[str, StringConstraints(pattern=URL_RE)]
 ENDPOINT_RE = r"^https?://[A-Za-z0-9._:\[\]-]+(/[A-Za-z0-9._~/-]*)?$"
@@ -61,6 +70,7 @@ REGISTRY_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 # Free text that travels as one argv element or one env value: anything but control characters
 # (a newline would end a line of an env file or a systemd unit); tab is allowed.
 TEXT_RE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+FLAG_RE = r"^--[a-z0-9][a-z0-9-]*$"
 Text = Annotated[str, StringConstraints(pattern=TEXT_RE, max_length=4096)]
 
 
@@ -102,17 +112,17 @@ class SshSettings(Record):
     identity_file: LocalPath | None = Field(default=None, description="Private key file on this machine; relative paths are relative to the inventory file, ~ expands.")
     known_hosts: LocalPath | None = Field(default=None, description="known_hosts file to check host keys against (default ~/.ssh/known_hosts); unknown keys are refused.")
     jump_host: Annotated[str, StringConstraints(pattern=JUMP_RE)] | None = Field(default=None, description="Bastion to hop through: [user@]host[:port].")
-    connect_timeout: Annotated[float, Field(gt=0, le=600)] | None = Field(default=None, description="Seconds to wait for the SSH connection (default 10).")
-    command_timeout: Annotated[float, Field(gt=0)] | None = Field(default=None, description="Default per-command timeout in seconds (default: none).")
+    connect_timeout: Annotated[float, Strict(), Field(gt=0, le=600)] | None = Field(default=None, description="Seconds to wait for the SSH connection (default 10).")
+    command_timeout: Annotated[float, Strict(), Field(gt=0)] | None = Field(default=None, description="Default per-command timeout in seconds (default: none).")
     config_file: LocalPath | None = Field(default=None, description="ssh_config file to honour (default ~/.ssh/config).")
-    sudo: bool | None = Field(default=None, description="Run privileged commands through sudo -n even as root (default false; always true for non-root users).")
+    sudo: Bool | None = Field(default=None, description="Run privileged commands through sudo -n even as root (default false; always true for non-root users).")
 
 
 class GpuSpec(Record):
     """The GPUs of a host: kind and how many."""
 
     kind: GpuKind = Field(description="GPU model: H100, H200, B200, MI300X, MI325X or MI355X.")
-    count: Annotated[int, Field(ge=1, le=16)] = Field(default=8, description="GPUs per host.")
+    count: Annotated[int, Strict(), Field(ge=1, le=16)] = Field(default=8, description="GPUs per host.")
 
 
 class HostSpec(Record):
@@ -129,12 +139,7 @@ class HostSpec(Record):
     @field_validator("address", "cluster_address")
     @classmethod
     def _ip_literal(cls, v: str | None) -> str | None:
-        if v is not None and ":" in v:
-            try:
-                ipaddress.IPv6Address(v)  # IPv6 literals must parse; names must not contain ':'
-            except ValueError:
-                raise ValueError(f"{v!r} is not a valid IPv6 address (a name may not contain ':')") from None
-        return v
+        return None if v is None else check_host(v)
 
 
 class ClusterSpec(Record):
@@ -153,8 +158,9 @@ class HubSource(Record):
     token_env: EnvName | None = Field(default=None, description="Name of the environment variable holding the hub token (default `serving.secrets.hf_token_env`).")
     mode: Literal["fanout", "each"] = Field(default="fanout", description="`fanout`: one host downloads, then copies to the others; `each`: every host downloads.")
     seed_host: Name | None = Field(default=None, description="Host that downloads first in `fanout` mode (default: the first host).")
-    stall_timeout: Annotated[float, Field(gt=0)] = Field(default=120.0, description="Seconds without download progress before a retry.")
-    retries: Annotated[int, Field(ge=0, le=50)] = Field(default=5, description="Download retries before giving up.")
+    stall_timeout: Annotated[float, Strict(), Field(gt=0)] = Field(default=120.0, description="Seconds without download progress before a retry.")
+    retries: Annotated[int, Strict(), Field(ge=0, le=50)] = Field(default=5, description="Download retries before giving up.")
+    insecure: Bool = Field(default=False, description="Allow a plain-http `endpoint` (trusted networks only; https is required otherwise).")
 
 
 class PathSource(Record):
@@ -192,9 +198,12 @@ class ModelSpec(Record):
     @field_validator("weights_dir")
     @classmethod
     def _absolute(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} is not an absolute path; weights_dir must be an absolute path on the nodes")
-        return v
+        return check_node_path(v, "weights_dir")
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, v: str) -> str:
+        return check_revision(v)
 
     @property
     def effective_precision(self) -> Precision:
@@ -208,13 +217,13 @@ class ModelSpec(Record):
 class Features(Record):
     """SGLang features; the defaults follow the SGLang cookbook for GLM-5."""
 
-    speculative_decoding: bool | None = Field(default=None, description="EAGLE/MTP speculative decoding; default: as the cookbook has it for the hardware (on for NVIDIA, unavailable on AMD).")
-    dp_attention: bool = Field(default=False, description="DP attention (throughput at high concurrency; uses dist-init port +1..+6).")
-    index_cache: bool = Field(default=False, description="IndexCache override (GLM-5-FP8 only; small accuracy loss).")
+    speculative_decoding: Bool | None = Field(default=None, description="EAGLE/MTP speculative decoding; default: as the cookbook has it for the hardware (on for NVIDIA, unavailable on AMD).")
+    dp_attention: Bool = Field(default=False, description="DP attention (throughput at high concurrency; uses dist-init port +1..+6).")
+    index_cache: Bool = Field(default=False, description="IndexCache override (GLM-5-FP8 only; small accuracy loss).")
     served_model_name: Annotated[str, StringConstraints(pattern=SERVED_NAME_RE)] | None = Field(default=None, description="Model id the API answers to (default: the model repo).")
-    reasoning_parser: bool = Field(default=True, description="Add --reasoning-parser glm45.")
-    tool_call_parser: bool = Field(default=True, description="Add --tool-call-parser glm47.")
-    enable_metrics: bool = Field(default=True, description="Add --enable-metrics (Prometheus /metrics).")
+    reasoning_parser: Bool = Field(default=True, description="Add --reasoning-parser glm45.")
+    tool_call_parser: Bool = Field(default=True, description="Add --tool-call-parser glm47.")
+    enable_metrics: Bool = Field(default=True, description="Add --enable-metrics (Prometheus /metrics).")
 
 
 class Secrets(Record):
@@ -228,7 +237,7 @@ class ServeSpec(Record):
     """How SGLang runs on the nodes."""
 
     runtime: Runtime = Field(default=Runtime.VENV, description="`venv` (systemd unit running a Python venv) or `docker`.")
-    sglang_version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.5.23", description="SGLang version; picks the launch-flag profile and the package to install.")
+    sglang_version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.5.23", description="SGLang release (one of those in docs/sglang-releases.md); picks the launch-flag profile and the package to install. With the docker runtime and no version, the release the image tag names (`v0.5.10-cu130` is 0.5.10); an image whose tag names none (`glm5-hopper`, `latest`, a digest) needs it written.")
     image: Annotated[str, StringConstraints(pattern=IMAGE_RE)] | None = Field(default=None, description="Container image for the docker runtime (default: chosen for the hardware and version).")
     venv_path: SafePath = Field(default="/opt/glm5cluster/venv", description="Virtual environment on the nodes for the venv runtime.")
     package_index: Url | None = Field(default=None, description="Python package index URL for the venv runtime (default PyPI).")
@@ -236,12 +245,28 @@ class ServeSpec(Record):
     dist_init_port: Port = Field(default=20000, description="Rendezvous port on node 0 (--dist-init-addr).")
     features: Features = Field(default_factory=Features, description="SGLang features.")
     extra_args: list[Text] = Field(default_factory=list, description="Extra SGLang arguments, one list item per argv element, passed verbatim.")
+    override_flags: list[Annotated[str, StringConstraints(pattern=FLAG_RE)]] = Field(default_factory=list, description="Cookbook flags that `extra_args` may replace on purpose (e.g. `--mem-fraction-static`); any other cookbook flag set in `extra_args` is refused. `plan` prints each override.")
+    insecure: Bool = Field(default=False, description="Allow a plain-http `package_index` (trusted networks only; https is required otherwise).")
     env: dict[EnvName, Text] = Field(default_factory=dict, description="Extra environment for the server (e.g. NCCL_IB_GID_INDEX: \"3\"); values are data, never secrets.")
     secrets: Secrets = Field(default_factory=Secrets, description="Secrets, by environment-variable name only.")
-    readiness_timeout: Annotated[float, Field(gt=0)] = Field(default=3600.0, description="Seconds to wait for node 0 to become ready.")
+    readiness_timeout: Annotated[float, Strict(), Field(gt=0)] = Field(default=3600.0, description="Seconds to wait for node 0 to become ready.")
     shm_size: Annotated[str, StringConstraints(pattern=SIZE_RE)] = Field(default="32g", description="Shared memory size for the docker runtime (--shm-size).")
-    memlock_unlimited: bool = Field(default=True, description="Raise the locked-memory limit to unlimited for the server (venv: LimitMEMLOCK=infinity in the unit; docker: --ulimit memlock=-1). RDMA (InfiniBand/RoCE, GPUDirect) needs it: keep it true on real hosts. Set false only on nested-container sites that may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE), such as the rehearsal lab's docker runtime.")
+    memlock_unlimited: Bool = Field(default=True, description="Raise the locked-memory limit to unlimited for the server (venv: LimitMEMLOCK=infinity in the unit; docker: --ulimit memlock=-1). RDMA (InfiniBand/RoCE, GPUDirect) needs it: keep it true on real hosts. Set false only on nested-container sites that may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE), such as the rehearsal lab's docker runtime.")
     image_archive: LocalPath | None = Field(default=None, description="Local `docker save` archive of the image (sites with no registry access): copied to every node and loaded instead of pulling.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _release_from_image(cls, data: object) -> object:
+        """Docker runtime, an image and no ``sglang_version``: the release the image tag names."""
+        if not (isinstance(data, dict) and "sglang_version" not in data and data.get("runtime") == "docker"
+                and isinstance(data.get("image"), str) and re.match(IMAGE_RE, data["image"])):
+            return data  # (a malformed image is reported by its own field)
+        release = release_of_image(data["image"])
+        if release is None:
+            raise ValueError(
+                f"image {data['image']} does not name an SGLang release, so the launch flags cannot be "
+                "chosen; write serving.sglang_version: the release the image contains")
+        return {**data, "sglang_version": release}
 
 
 class RouterSpec(Record):
@@ -255,7 +280,7 @@ class RouterSpec(Record):
 class ReplicasSpec(Record):
     """How many tensor-parallel groups to build, and the router in front of them."""
 
-    count: Annotated[int, Field(ge=1, le=64)] | None = Field(default=None, description="Number of replicas (default: as many as the hosts allow).")
+    count: Annotated[int, Strict(), Field(ge=1, le=64)] | None = Field(default=None, description="Number of replicas (default: as many as the hosts allow).")
     router: RouterSpec | None = Field(default=None, description="Optional router in front of the replicas.")
 
 
@@ -263,10 +288,13 @@ class NvidiaStack(Record):
     """NVIDIA driver and container toolkit."""
 
     driver_branch: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")] = Field(default="580", description="NVIDIA driver branch (three digits).")
-    open_kernel_modules: bool | None = Field(default=None, description="Use the open kernel modules (default: as the hardware needs; always on Blackwell).")
+    open_kernel_modules: Bool | None = Field(default=None, description="Use the open kernel modules (default: as the hardware needs; always on Blackwell).")
     cuda_repo: Url | None = Field(default=None, description="Mirror of NVIDIA's CUDA repositories (the `compute/cuda/repos` tree): the driver, fabric manager and keyring come from `<url>/<distro>/<arch>/` (default: NVIDIA's own).")
     container_toolkit_repo: Url | None = Field(default=None, description="Mirror of `nvidia.github.io/libnvidia-container` (the container toolkit apt repository; default: NVIDIA's own).")
+    insecure: Bool = Field(default=False, description="Allow plain-http `cuda_repo` / `container_toolkit_repo` mirrors (trusted networks only; https is required otherwise).")
     container_toolkit_version: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9.a-z~+-]*$")] | None = Field(default=None, description="Pinned container toolkit version.")
+    cuda_key_fingerprints: list[Fingerprint] | None = Field(default=None, min_length=1, description="OpenPGP fingerprints the CUDA repository key must have (a mirror re-signed with a site key); default: NVIDIA's (EB693B3035CD5710E231E123A4B469963BF863CC).")
+    container_toolkit_key_fingerprints: list[Fingerprint] | None = Field(default=None, min_length=1, description="OpenPGP fingerprints the container toolkit repository key must have; default: NVIDIA's (C95B321B61E88C1809C4F759DDCAE044F796ECB0).")
 
 
 class AmdStack(Record):
@@ -274,16 +302,32 @@ class AmdStack(Record):
 
     rocm_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")] = Field(default="7.2.0", description="ROCm version.")
     repo: Url | None = Field(default=None, description="ROCm apt repository URL (default AMD's).")
+    insecure: Bool = Field(default=False, description="Allow a plain-http `repo` (trusted networks only; https is required otherwise).")
 
 
 class StackSpec(Record):
     """The GPU software stack on the hosts."""
 
-    manage: bool = Field(default=True, description="Install/upgrade the GPU stack; false: verify only, never install.")
+    manage: Bool = Field(default=True, description="Install/upgrade the GPU stack; false: verify only, never install.")
     nvidia: NvidiaStack = Field(default_factory=NvidiaStack, description="NVIDIA stack settings.")
     amd: AmdStack = Field(default_factory=AmdStack, description="AMD stack settings.")
     registry_mirror: Annotated[str, StringConstraints(pattern=REGISTRY_RE)] | None = Field(default=None, description="Container registry mirror (host[:port]).")
     insecure_registries: list[Annotated[str, StringConstraints(pattern=REGISTRY_RE)]] = Field(default_factory=list, description="Registries docker may reach over plain HTTP (host[:port]).")
+
+
+class BenchTolerance(Record):
+    """How far a benchmark may fall behind its baseline before `glm5cluster bench --gate` fails."""
+
+    accuracy_points: Annotated[float, Field(ge=0, le=100)] = Field(default=2.0, description="Accuracy drop allowed, in absolute percentage points (GSM8K, MMLU).")
+    throughput_pct: Annotated[float, Field(ge=0, le=100)] = Field(default=10.0, description="Throughput drop allowed, in percent (request, output and total tok/s).")
+    tpot_pct: Annotated[float, Field(ge=0, le=1000)] = Field(default=10.0, description="Rise of the mean time per output token allowed, in percent.")
+
+
+class BenchSpec(Record):
+    """Settings of `glm5cluster bench` (the cookbook's benchmarks on the deployed cluster)."""
+
+    tolerance: BenchTolerance = Field(default_factory=BenchTolerance, description="Regression tolerances for `bench --gate`.")
+    gsm8k_data_path: LocalPath | None = Field(default=None, description="Local GSM8K test file (JSON lines with `question` and `answer`) copied to node 0, for sites that cannot download it; `--data-path` overrides.")
 
 
 class Inventory(Record):
@@ -300,3 +344,4 @@ class Inventory(Record):
     serving: ServeSpec = Field(default_factory=ServeSpec, description="How SGLang runs.")
     replicas: ReplicasSpec = Field(default_factory=ReplicasSpec, description="Replica count and router.")
     stack: StackSpec = Field(default_factory=StackSpec, description="GPU software stack.")
+    bench: BenchSpec = Field(default_factory=BenchSpec, description="Benchmark settings (`glm5cluster bench`).")

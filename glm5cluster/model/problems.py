@@ -41,6 +41,7 @@ PATTERNS: dict[str, tuple[str, str]] = {
     inv.IMAGE_RE: ("image reference", "use a lowercase image reference such as lmsysorg/sglang:v0.5.23"),
     inv.SIZE_RE: ("size", "use a number with an optional unit k, m or g, e.g. 32g"),
     inv.REGISTRY_RE: ("registry", "use host[:port]"),
+    inv.FLAG_RE: ("option name", "write the full long option, e.g. --mem-fraction-static"),
     inv.TEXT_RE: ("value", "control characters such as newlines are not allowed (one line per value)"),
 }
 

@@ -18,6 +18,7 @@ from glm5cluster.errors import Problem
 PathT = tuple[str | int, ...]
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _MAX_MAPPED_NODES = 200_000  # aliases can make the tree explode; stop mapping lines past this
+MAX_EXPANDED_VALUES = 100_000  # an inventory has hundreds of values; aliases may not expand past this
 
 
 def format_path(path: PathT) -> str:
@@ -135,22 +136,82 @@ def _map_lines(root: yaml.Node) -> dict[str, int]:
     return lines
 
 
+def expanded_size(root: yaml.Node, limit: int = MAX_EXPANDED_VALUES) -> int | None:
+    """How many values the document has once every alias is expanded (counted without expanding,
+    memoised per node). None: an alias refers to a node that contains it (endless)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            kids = _children(node)
+            sizes[key] = min(limit + 1, 1 + sum(sizes[id(k)] for k in kids))
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return None
+        on_path.add(key)
+        stack.append((node, True))
+        for k in _children(node):
+            if id(k) in on_path:
+                return None
+            if id(k) not in sizes:
+                stack.append((k, False))
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _alias_problem(file: str, root: yaml.Node) -> Problem | None:
+    size = expanded_size(root)
+    if size is None:
+        return Problem(file, None, "", "a YAML alias refers to a value that contains it (endless nesting)",
+                       "remove the recursive alias (*name inside the &name it points to)")
+    if size > MAX_EXPANDED_VALUES:
+        return Problem(file, None, "", f"YAML aliases expand this file to more than {MAX_EXPANDED_VALUES} "
+                       "values, far beyond any inventory (an alias bomb?); refused without expanding it",
+                       "write the values out, or use fewer nested aliases (*name)")
+    return None
+
+
 def parse_yaml(text: str, file: str) -> Source:
-    """Parse one YAML document. Problems (syntax, duplicates) are collected, never raised."""
+    """Parse one YAML document. Problems (syntax, duplicates, alias bombs) are collected, never raised."""
     src = Source(file)
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader checks the characters here already
         root = loader.get_single_node()
         if root is None:
             src.problems.append(Problem(file, 1, "", "the file is empty", "start from an example in inventory/"))
             return src
+        bomb = _alias_problem(file, root)
+        if bomb is not None:
+            src.problems.append(bomb)
+            return src
         src.problems.extend(_find_duplicates(file, root))
         src.data = loader.construct_document(root)  # flattens `<<` merges in place
         src.lines = _map_lines(root)
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow (control characters)
+        line = text[: max(err.position, 0)].count("\n") + 1
+        src.problems.append(Problem(file, line, "", f"YAML syntax error: unacceptable character "
+                                    f"#x{err.character if isinstance(err.character, int) else ord(err.character):04x} "
+                                    "(control characters are not allowed)",
+                                    "remove it; only printable characters, tab and newline are allowed"))
     except yaml.YAMLError as err:
         src.problems.append(_syntax_problem(file, err))
     except RecursionError:
         src.problems.append(Problem(file, None, "", "the YAML nests too deeply", "an inventory is a few levels deep"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return src

@@ -1,14 +1,11 @@
 """Option tables and the argv validator.
 
-The 0.5.23 table is ``data/server-options-0.5.23.json``, a copy of
-``../shared/fixtures/sglang/0.5.23/server-options.json`` (read from ``ServerArgs.add_cli_args``
-of the released wheel). The launch-era table is *derived* from it by ``launch_era_table``:
-the renames of PR #25821 are undone (``--dsa-prefill-backend``/``--dsa-decode-backend`` become
-``--nsa-*`` with the same choices; ``--dsa-prefill-cp-mode`` and
-``--enable-dsa-prefill-context-parallel`` likewise), the 0.5.23-only replacements are removed
-(``--attn-dp-size``, ``--flashinfer-allreduce-fusion-backend``) and the flags they replaced
-are no longer deprecated (``--enable-dp-attention``, ``--enable-flashinfer-allreduce-fusion``).
-It checks the renamed flags; it is not a capture of a launch-era parser.
+``data/`` holds the real option table of every supported SGLang release (``releases.json``:
+0.5.8, the first release that loads GLM-5, to 0.5.23), dumped by ``scripts/dump-option-tables``
+from ``ServerArgs.add_cli_args`` of each released wheel: flag spellings, whether each takes a
+value, type, default, choices, deprecation. The newest release ships as plain JSON, the others
+gzipped; each names the wheel (file and sha256) it was read from. Nothing is derived or guessed:
+a version without a table is refused.
 
 The validator is stricter than argparse: prefix abbreviations are refused (``--tp``), as is a
 value that looks like a flag.
@@ -16,14 +13,19 @@ value that looks like a flag.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
 
-from glm5cluster.sglang.profiles import profile_for
+from glm5cluster.errors import PlanError
+
+FIRST_GLM5_RELEASE = (0, 5, 8)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,13 @@ class OptionTable:
     def lookup(self, flag: str) -> OptionSpec | None:
         return self.by_flag.get(flag)
 
+    def offers(self, flag: str, value: str | None = None) -> bool:
+        """Whether ``flag`` exists and is not deprecated (and, given ``value``, accepts it)."""
+        spec = self.by_flag.get(flag)
+        if spec is None or spec.deprecated:
+            return False
+        return value is None or spec.choices is None or value in spec.choices
+
 
 @dataclass(frozen=True)
 class ArgvReport:
@@ -75,38 +84,51 @@ def _spec(raw: Mapping[str, object]) -> OptionSpec:
     )
 
 
+def _data() -> Traversable:
+    return resources.files("glm5cluster.sglang").joinpath("data")
+
+
+@cache
+def supported_releases() -> tuple[str, ...]:
+    """The SGLang releases with a shipped option table, oldest first."""
+    return tuple(json.loads(_data().joinpath("releases.json").read_text())["releases"])
+
+
+def require_release(version: str) -> str:
+    """``version`` if a table ships for it, else a PlanError that lists the supported ones."""
+    releases = supported_releases()
+    if version in releases:
+        return version
+    m = re.match(r"^(\d+)\.(\d+)\.(\d+)", version)
+    old = m is not None and tuple(int(x) for x in m.groups()) < FIRST_GLM5_RELEASE
+    why = (" predates GLM-5 support (it cannot load model type glm_moe_dsa)" if old
+           else " has no option table here, so its launch flags cannot be checked")
+    raise PlanError(f"SGLang {version}{why}",
+                    hint=f"use one of the supported releases: {', '.join(releases)} "
+                         f"({releases[-1]} recommended)",
+                    path="serving.sglang_version")
+
+
+@cache
+def table_document(version: str) -> dict[str, Any]:
+    """The shipped JSON document of ``version``'s table (header + options), as written by
+    ``scripts/dump-option-tables``."""
+    require_release(version)
+    plain = _data().joinpath(f"server-options-{version}.json")
+    if plain.is_file():
+        return dict(json.loads(plain.read_text()))
+    return dict(json.loads(gzip.decompress(_data().joinpath(f"server-options-{version}.json.gz").read_bytes())))
+
+
 @cache
 def load_table(version: str = "0.5.23") -> OptionTable:
-    data = resources.files("glm5cluster.sglang").joinpath(f"data/server-options-{version}.json")
-    doc = json.loads(data.read_text())
+    doc = table_document(version)
     return OptionTable.of(f"sglang {doc['version']}", [_spec(o) for o in doc["options"]])
 
 
-LAUNCH_ERA_RENAMES = {
-    "--dsa-prefill-backend": "--nsa-prefill-backend",
-    "--dsa-decode-backend": "--nsa-decode-backend",
-    "--dsa-prefill-cp-mode": "--nsa-prefill-cp-mode",
-    "--enable-dsa-prefill-context-parallel": "--enable-nsa-prefill-context-parallel",
-}
-LAUNCH_ERA_ABSENT = {"--attn-dp-size", "--flashinfer-allreduce-fusion-backend"}
-LAUNCH_ERA_CURRENT = {"--enable-dp-attention", "--enable-flashinfer-allreduce-fusion"}
-
-
-@cache
-def launch_era_table() -> OptionTable:
-    out: list[OptionSpec] = []
-    for o in load_table("0.5.23").options:
-        if LAUNCH_ERA_ABSENT & set(o.flags):
-            continue
-        flags = tuple(LAUNCH_ERA_RENAMES.get(f, f) for f in o.flags)
-        deprecated = False if LAUNCH_ERA_CURRENT & set(flags) else o.deprecated
-        dest = o.dest.replace("dsa", "nsa") if flags != o.flags else o.dest
-        out.append(replace(o, flags=flags, deprecated=deprecated, dest=dest))
-    return OptionTable.of("sglang launch era (derived)", out)
-
-
 def table_for(version: str) -> OptionTable:
-    return load_table("0.5.23") if profile_for(version).family == "0.5.23" else launch_era_table()
+    """The real option table of release ``version`` (PlanError for an unsupported one)."""
+    return load_table(require_release(version))
 
 
 _NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")

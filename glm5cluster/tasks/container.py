@@ -11,6 +11,7 @@ from glm5cluster.commands import Command, Shell, Upload
 from glm5cluster.facts.packages import StackFact, StackState
 from glm5cluster.model.inventory import Runtime
 from glm5cluster.tasks import gpu_stack as gs
+from glm5cluster.tasks import trust
 from glm5cluster.tasks.base import Change, Fail, HostContext, NoOp, Outcome, Params, Skip, Task
 
 TOOLKIT_BASE = "https://nvidia.github.io/libnvidia-container"
@@ -106,12 +107,14 @@ def toolkit_repo_commands(st: StackState, ctx: Any) -> list[Command]:
     if any(base in ln for ln in st.apt_sources):
         return []
     line = f"deb [signed-by={TOOLKIT_KEYRING}] {base}/stable/deb/$(ARCH) /"
+    pins = trust.toolkit_pins(gs.stack_of(ctx).nvidia)
     script = (
-        "set -e; "
-        f"curl -fsSL {shlex.quote(base + '/gpgkey')} | gpg --batch --yes --dearmor -o {TOOLKIT_KEYRING}.tmp; "
-        f"chmod 0644 {TOOLKIT_KEYRING}.tmp; mv {TOOLKIT_KEYRING}.tmp {TOOLKIT_KEYRING}"
+        "set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; "
+        f"curl -fsSL {shlex.quote(base + '/gpgkey')} -o \"$t/key\"; "
+        + trust.keycheck('"$t/key"', TOOLKIT_KEYRING, pins)
     )
-    return [Shell.sh(script, sudo=True, timeout=120, description=f"install the container toolkit key from {base}"),
+    return [Shell.sh(script, sudo=True, timeout=120,
+                     description=f"install the container toolkit key from {base} (pinned: {', '.join(p[-8:] for p in pins)})"),
             Upload(TOOLKIT_LIST, (line + "\n").encode(), 0o644, sudo=True,
                    description="add the NVIDIA container toolkit repository"),
             gs.apt_update()]

@@ -15,10 +15,12 @@ from typing import Any
 from glm5cluster.commands import Command, Shell, Upload
 from glm5cluster.facts.packages import StackFact, StackState
 from glm5cluster.tasks import gpu_stack as gs
+from glm5cluster.tasks import trust
 from glm5cluster.tasks.base import Change, Fail, HostContext, NoOp, Outcome, Params, Skip, Task
 
 CUDA_BASE = "https://developer.download.nvidia.com/compute/cuda/repos"
 KEYRING_DEB = "cuda-keyring_1.1-1_all.deb"
+CUDA_KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
 SUPPORTED = {("ubuntu", "22.04"), ("ubuntu", "24.04"), ("debian", "12")}
 PERSISTENCED_DROPIN = "/etc/systemd/system/nvidia-persistenced.service.d/glm5cluster.conf"
 PERSISTENCED_UNIT = (
@@ -111,23 +113,27 @@ def repo_commands(st: StackState, ctx: Any) -> list[Command]:
                                   sudo=True, description="add the CUDA repository"))
         return cmds
     assert url is not None
-    if st.has("cuda-keyring") and any(url.rstrip("/") in ln for ln in st.apt_sources):
+    line = f"deb [signed-by={CUDA_KEYRING}] {url} /"
+    if any(url.rstrip("/") in ln and f"signed-by={CUDA_KEYRING}" in ln for ln in st.apt_sources):
         return []
     cmds = []
     contrib = gs.debian_contrib_command(st)
     if contrib is not None:
         cmds.append(contrib)
-    # cuda-keyring installs NVIDIA's key and a list naming developer.download.nvidia.com; with a
-    # site mirror the list is rewritten to the mirror (same key: the mirror serves the signed repo).
+    # The key comes out of cuda-keyring (the repository's or the mirror's) and is installed only
+    # when its fingerprint is pinned; the package is never installed (its maintainer scripts
+    # would run as root, whatever key it carries). The list is the one cuda-keyring would write.
+    pins = trust.cuda_pins(gs.stack_of(ctx).nvidia)
     script = (
-        "set -e; t=$(mktemp -d); "
-        f"curl -fsSL {shlex.quote(url + KEYRING_DEB)} -o \"$t/k.deb\"; dpkg -i \"$t/k.deb\"; rm -rf \"$t\""
+        "set -e; t=$(mktemp -d); trap 'rm -rf \"$t\"' EXIT; "
+        f"curl -fsSL {shlex.quote(url + KEYRING_DEB)} -o \"$t/k.deb\"; "
+        f"dpkg-deb --fsys-tarfile \"$t/k.deb\" | tar -xO --wildcards '*{CUDA_KEYRING}' > \"$t/k.gpg\"; "
+        + trust.keycheck('"$t/k.gpg"', CUDA_KEYRING, pins)
     )
-    cmds.append(Shell.sh(script, sudo=True, timeout=300, description=f"install cuda-keyring from {url}"))
-    if mirror:
-        line = f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {url} /"
-        cmds.append(Upload(cuda_list_file(st), (line + "\n").encode(), 0o644, sudo=True,
-                           description="point the CUDA repository at the mirror"))
+    cmds.append(Shell.sh(script, sudo=True, timeout=300,
+                         description=f"install the CUDA repository key from {url} (pinned: {', '.join(p[-8:] for p in pins)})"))
+    cmds.append(Upload(cuda_list_file(st), (line + "\n").encode(), 0o644, sudo=True,
+                       description="add the CUDA repository" + (" (mirror)" if mirror else "")))
     cmds.append(gs.apt_update())
     return cmds
 

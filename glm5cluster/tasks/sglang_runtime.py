@@ -45,6 +45,23 @@ try:
 except SystemExit as e:
     if e.code:
         out["error"] = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "parse failed"
+# Then SGLang's own post-parse validation (ServerArgs.check_server_args), where it runs without
+# a GPU or the model: its assertions are refusals; any other exception (a field only resolution
+# fills in, a CUDA probe) means the check could not run to the end on this host.
+if not out["error"] and not out["unknown"]:
+    out["postparse"] = "not available"
+    try:
+        sa = ServerArgs.from_cli_args(p.parse_args(argv))
+        check = getattr(sa, "check_server_args", None)
+        if check is not None:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                check()
+            out["postparse"] = "ok"
+    except (AssertionError, ValueError) as e:
+        out["error"] = "post-parse check (ServerArgs.check_server_args): " + (str(e).splitlines() or [type(e).__name__])[0]
+        out["postparse"] = "refused"
+    except BaseException as e:
+        out["postparse"] = "incomplete (" + type(e).__name__ + ")"
 print(json.dumps(out))
 """
 
@@ -101,6 +118,21 @@ class RuntimeParams(Params):
     pass
 
 
+def digest_stamp(cluster: str) -> str:
+    """Where the node records which image (ID and registry digests) the tag resolved to."""
+    return f"/etc/glm5cluster/{cluster}/image.digest"
+
+
+def record_digest(image: str, cluster: str) -> Shell:
+    """After a pull or load: resolve the tag to its image ID and registry digests and record
+    them (``<id> <json repo digests>``), so what runs is known even if the tag moves later."""
+    path = shlex.quote(digest_stamp(cluster))
+    fmt = shlex.quote("{{.Id}} {{json .RepoDigests}}")
+    script = (f"install -d -m 0755 {shlex.quote(digest_stamp(cluster).rsplit('/', 1)[0])} && "
+              f"docker image inspect --format {fmt} {shlex.quote(image)} > {path}.tmp && mv {path}.tmp {path} && cat {path}")
+    return Shell.sh(script, sudo=True, description=f"record the digest {image} resolved to")
+
+
 class SglangImage(Task[RuntimeParams]):
     """docker runtime: the image present with the same digest (pull, mirror pull + tag, or load)."""
 
@@ -126,6 +158,7 @@ class SglangImage(Task[RuntimeParams]):
                 Upload(ARCHIVE_DEST, data, 0o600, sudo=True, description=f"copy {archive} ({len(data) >> 20} MiB)"),
                 Shell.cmd("docker", "load", "-i", ARCHIVE_DEST, sudo=True, timeout=3600, description=f"docker load {image}"),
                 Shell.cmd("rm", "-f", ARCHIVE_DEST, sudo=True),
+                record_digest(image, inv.cluster.name),
             ], f"load {image} from {archive} (sha256 {hashlib.sha256(data).hexdigest()[:12]})")
         pinned = image.split("@", 1)[1] if "@" in image else None
         if st.present and (pinned is None or any(d.endswith(pinned) for d in st.digests)):
@@ -134,6 +167,7 @@ class SglangImage(Task[RuntimeParams]):
         cmds: list[Command] = [Shell.cmd("docker", "pull", ref, sudo=True, timeout=3600, description=f"docker pull {ref}")]
         if ref != image:
             cmds.append(Shell.cmd("docker", "tag", ref, image, sudo=True, description=f"tag {ref} as {image}"))
+        cmds.append(record_digest(image, inv.cluster.name))
         return Change(cmds, f"pull {image}" + (f" from mirror {inv.stack.registry_mirror}" if ref != image else ""))
 
 
@@ -209,4 +243,6 @@ def flagcheck_verdict(result: CommandResult, host: str) -> tuple[bool, str, str]
         return False, f"SGLang {ver} installed on {host} does not know {flags}", ver
     if doc.get("error"):
         return False, f"SGLang {ver} on {host} refuses the launch arguments: {doc['error']}", ver
-    return True, f"every launch flag accepted by SGLang {ver}", ver
+    post = doc.get("postparse")
+    note = f"; its post-parse check: {post}" if post else ""
+    return True, f"every launch flag accepted by SGLang {ver}{note}", ver

@@ -160,3 +160,76 @@ def progress_text(rec: Mapping[str, Any]) -> str:
 
 def agent_cmd(tools_dir: str, *args: str) -> str:
     return shlex.join([f"{tools_dir}/bin/python", f"{tools_dir}/bin/glm5-weights-agent.py", *args])
+
+
+# ---- the run's transfer key in authorized_keys (sshd(8) AUTHORIZED_KEYS FILE FORMAT) ----
+
+def authorized_option(value: str) -> str:
+    """``value`` double-quoted for an authorized_keys option. sshd's only escape inside the
+    quotes is ``\\"`` (OpenSSH misc.c ``opt_dequote``: a backslash before any other character
+    is literal), so ``"`` is escaped, and a line break, NUL or a trailing backslash (which would
+    escape the closing quote) is refused."""
+    if any(c in value for c in "\n\r\0") or value.endswith("\\"):
+        raise ValueError(f"{value!r} cannot be written into authorized_keys (line break, NUL or trailing backslash)")
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def is_address(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def from_addresses(names: Sequence[str], resolved: Mapping[str, Sequence[str]]) -> list[str]:
+    """The addresses for ``from=``: sshd matches the client's ADDRESS (``UseDNS no`` is the
+    default), so names are replaced by what they resolve to on the source node."""
+    import ipaddress
+
+    out: list[str] = []
+    for name in names:
+        try:
+            found = [str(ipaddress.ip_address(name.strip("[]")))]
+        except ValueError:
+            found = []
+            for a in resolved.get(name, ()):
+                try:
+                    found.append(str(ipaddress.ip_address(a)))
+                except ValueError:
+                    continue
+        if not found:
+            raise ValueError(f"{name} does not resolve to an address on the source node")
+        out += [a for a in found if a not in out]
+    return out
+
+
+def resolve_script(names: Sequence[str]) -> str:
+    """Shell for the source node: ``== name`` then its addresses (``getent ahosts``), per name."""
+    return "; ".join(f"echo {shlex.quote('== ' + n)}; getent ahosts {shlex.quote(n)} || true" for n in names)
+
+
+def parse_resolved(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    cur: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("== "):
+            cur = out.setdefault(line[3:].strip(), [])
+        elif cur is not None and line.split():
+            addr = line.split()[0]
+            if addr not in cur:
+                cur.append(addr)
+    return out
+
+
+def authorized_key_line(pub: str, gate: str, addresses: Sequence[str]) -> str:
+    """``restrict`` (no forwarding, pty, X11, agent, rc), only from the receivers' addresses,
+    only the gate command; ``expiry-time`` is prepended on the node (its local time)."""
+    return f"restrict,from={authorized_option(','.join(addresses))},command={authorized_option(gate)} {pub}"
+
+
+def expiry_prefix_script(expires_epoch: int) -> str:
+    """Shell printing ``expiry-time="YYYYMMDDHHMMSS",`` in the node's local time (how sshd reads it)."""
+    return f"date -d @{int(expires_epoch)} +'expiry-time=\"%Y%m%d%H%M%S\",'"

@@ -74,8 +74,8 @@ def test_converge_rerun_and_check(lab: Lab, env: dict[str, str]) -> None:
     assert rc == 0
     check = cli(env, "run", inv, str(CONVERGE), "--check")
     assert check.returncode == 0, check.stdout + check.stderr
-    changed = {h: r for h, r in recap_lines(check.stdout).items() if "changed=0" not in r}
-    assert list(changed) == ["node-2"] and "changed=1" in changed["node-2"], check.stdout
+    changed = {h: r for h, r in recap_lines(check.stdout).items() if "would-change=0" not in r}
+    assert list(changed) == ["node-2"] and "would-change=1" in changed["node-2"], check.stdout
     assert "[env file] node-2: update /etc/glm5cluster/bench.env" in check.stdout
     rc, out = lab.exec("node-2", "cat /etc/glm5cluster/bench.env")
     assert "EXTRA=1" in out  # --check left it in place

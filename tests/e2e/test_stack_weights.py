@@ -167,6 +167,7 @@ def test_weights_fan_out_to_4_nodes_verified_then_instant(lab: Lab) -> None:
         assert "files" in sh(lab, h, f"cat {WDIR}/.glm5cluster-manifest.json")
         sh(lab, h, f"cd {WDIR} && test $(ls *.safetensors | wc -l) = 8")
         assert "glm5cluster-ephemeral" not in sh(lab, h, "cat ~/.ssh/authorized_keys 2>/dev/null; true")
+        sh(lab, h, f"test ! -e {WDIR}/.glm5cluster/agent.pid")  # removed once the agent ended
     second = run(lab.inventory, WEIGHTS, "-v", token=True)
     assert second.returncode == 0 and set(recap_changed(second.stdout).values()) == {0}, out(second)
     assert "verified by stamp" in second.stdout

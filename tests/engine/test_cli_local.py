@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
 
 from glm5cluster.cli.main import main
+from glm5cluster.engine import runlock
 from tests.engine.conftest import LocalSshd
+
+CLUSTER = f"local-{uuid.uuid4().hex[:8]}"  # the run lock lives on this machine: one per test run
 
 
 @pytest.fixture
@@ -18,7 +24,7 @@ def setup(sshd: LocalSshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t
     monkeypatch.setenv("GLM5CLUSTER_HOME", str(tmp_path / "g5"))
     inv = tmp_path / "inventory.yaml"
     inv.write_text(f"""
-cluster: {{name: local, gpu: {{kind: H200, count: 8}}}}
+cluster: {{name: {CLUSTER}, gpu: {{kind: H200, count: 8}}}}
 ssh:
   identity_file: {sshd.client_key}
   known_hosts: {sshd.known_hosts}
@@ -91,3 +97,37 @@ def test_bad_playbook_is_exit_2(setup: tuple[Path, Path, Path], tmp_path: Path,
     assert main(["run", str(inv), str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:3: steps[0].params.pth: unknown parameter 'pth'" in err
+
+
+def test_run_logs_mask_the_inventory_secrets_like_up(setup: tuple[Path, Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    inv, pb, work = setup
+    inv.write_text(inv.read_text() + "serving: {secrets: {api_key_env: G5_TEST_KEY}}\n")
+    pb.write_text(pb.read_text().replace('A=1', 'KEY=sk-local-0123456789'))
+    monkeypatch.setenv("G5_TEST_KEY", "sk-local-0123456789")
+    assert main(["run", str(inv), str(pb), "--yes"]) == 0
+    out = capsys.readouterr().out
+    logs = list((tmp_path / "g5" / "runs").rglob("*.log"))
+    text = "".join(p.read_text() for p in logs)
+    assert logs and "sk-local-0123456789" not in text and "KEY=***" in text, text
+    assert "sk-local-0123456789" not in out
+
+
+def test_run_is_refused_while_another_run_holds_the_cluster_lock(setup: tuple[Path, Path, Path],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    inv, pb, work = setup
+    lock = Path(runlock.lock_file(CLUSTER))
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    other = runlock.Holder("alice@ctl-7", "glm5cluster up prod.yaml", 4242, "2026-11-30T10:00:00Z", "t0k3n")
+    lock.write_text(json.dumps(dataclasses.asdict(other)))
+    try:
+        assert main(["run", str(inv), str(pb), "--yes"]) == 1
+        err = capsys.readouterr().err
+        assert "locked by another run: alice@ctl-7 (pid 4242) since 2026-11-30T10:00:00Z: glm5cluster up prod.yaml" in err
+        assert "--break-lock" in err and not work.exists()  # nothing was changed
+        assert main(["run", str(inv), str(pb), "--check"]) == 0  # read-only: no lock needed
+        assert main(["run", str(inv), str(pb), "--yes", "--break-lock"]) == 0
+        assert work.exists() and not lock.exists()  # broken, taken, and released at the end
+    finally:
+        lock.unlink(missing_ok=True)

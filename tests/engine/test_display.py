@@ -52,3 +52,36 @@ def test_plain_events_and_live_mode() -> None:
         d.close()
         text = out.getvalue()
         assert "n1: changed: create /x" in text and "[1] dir: 1 changed, 1 ok" in text
+
+
+def test_check_recap_and_step_counts_say_would_change() -> None:
+    out = io.StringIO()
+    d = Display(out, live=False)
+    rep = report()
+    rep.check = True
+    d(Event(EventKind.PHASE, message="plan", hosts=("node-2",)))
+    d(Event(EventKind.STEP_STARTED, 0, "env file"))
+    d(Event(EventKind.HOST_FINISHED, 0, "env file", "node-2", result=StepResult(Status.CHANGED, "update /etc/x")))
+    d(Event(EventKind.STEP_FINISHED, 0, "env file"))
+    d.recap(rep)
+    text = out.getvalue()
+    assert "[1] env file: 1 would change" in text
+    assert "node-2  ok          ok=1  would-change=1  failed=0" in text and "changed=1" not in text
+
+
+def test_recap_after_ctrl_c_names_the_state_of_every_host() -> None:
+    from glm5cluster.engine.report import INTERRUPTED
+
+    out = io.StringIO()
+    rep = RunReport("up", ["node-1", "node-2"], aborted="interrupted (Ctrl-C) during step 'weights'",
+                    interrupted=True, host_state={"node-1": "in step 'weights' when interrupted",
+                                                  "node-2": "stopped earlier; no step completed"})
+    s = StepReport(0, "weights", "weights.stage")
+    s.results = {"node-1": StepResult(Status.FAILED, message=INTERRUPTED)}
+    rep.steps = [s]
+    Display(out, live=False).recap(rep)
+    text = out.getvalue()
+    assert "node-1  INTERRUPTED" in text
+    assert "state of each host after the interrupt:" in text
+    assert "node-2  stopped earlier; no step completed" in text
+    assert rep.exit_code == 130

@@ -273,3 +273,12 @@ def test_procedure_step_gets_every_host(tmp_path: Path) -> None:
     assert any(e.kind is EventKind.HOST_PROGRESS and e.host == "n1" for e in env.events.events)
     check = env.run(pb, check=True)
     assert check.steps[0].results["n1"].status is Status.CHANGED
+
+
+def test_blank_secret_values_are_never_masked_and_lines_of_a_secret_are(tmp_path: Path) -> None:
+    log = RunLog("t", base=str(tmp_path), secrets=["", "  ", "\n"])
+    log.add_secret("\n")  # stdin of a token-less request: an empty token, then a newline
+    log.add_secret("hf_TOKENVALUE\n{\"repo\": \"x\"}")
+    assert log.mask("line one\nline two\n") == "line one\nline two\n"
+    assert log.mask("Authorization: Bearer hf_TOKENVALUE") == "Authorization: Bearer ***"
+    log.close()

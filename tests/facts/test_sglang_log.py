@@ -75,3 +75,45 @@ def test_diagnose_exit_without_error_line() -> None:
 
 def test_nothing_wrong_gives_no_diagnosis() -> None:
     assert diagnose([RankLog(0, "a", ("Load weight begin.",))]) is None
+
+
+# 0.5.23 wording (templates of the real wheel; logs printed from them, see sglang_log/SOURCES.md)
+NEW = "sglang-0.5.23-format_glm5-fp8-tp16-2node_node0_ready-then-sigterm-drain.log"
+
+
+@pytest.mark.parametrize(("line", "phase"), [
+    ("[2026-11-30 11:50:11 TP0] Init parallel begin.", Phase.RENDEZVOUS),
+    ("[2026-11-30 11:50:12 TP0] Init parallel ends. elapsed=0.97 s", Phase.LOADING),
+    ("[2026-11-30 11:50:14 TP0] Load weight end. elapsed=2.00 s, type=GlmMoeDsaForCausalLM, quant=fp8, "
+     "fmt=e4m3, avail mem=95.19 GB, mem usage=43.31 GB.", Phase.KV_CACHE),
+    ("[x TP0] KV Cache is allocated. dtype: torch.bfloat16, #tokens: 1021440, KV size: 75.52 GB", Phase.KV_CACHE),
+    ("[x TP3] Capture target decode CUDA graph begin. backend=full, num_tokens_per_req=1, avail mem=13.98 GB",
+     Phase.GRAPH_CAPTURE),
+    ("[x TP3] Capture target verify CUDA graph end. bs=[1, 2], elapsed=0.20 s, mem usage=0.82 GB, "
+     "avail mem=13.16 GB.", Phase.HTTP_UP),
+    ("[x] Dummy health check server started in background thread at 10.0.0.2:30000", Phase.HTTP_UP),
+])
+def test_0_5_23_milestones(line: str, phase: Phase) -> None:
+    assert phase_of([line]) == phase
+
+
+def test_0_5_23_log_reaches_ready_then_drains_without_failure() -> None:
+    log = lines(NEW)
+    ready = next(i for i, text in enumerate(log) if "fired up and ready" in text)
+    assert phase_of(log[:ready]) == Phase.HTTP_UP
+    reading = read_log(log)
+    assert reading.phase == Phase.READY and reading.failure is None
+    follower = read_log(lines("sglang-0.5.23-format_glm5-fp8-tp16-2node_node1_ready-then-sigterm.log"))
+    assert follower.phase == Phase.HTTP_UP and follower.failure is None
+
+
+def test_0_5_23_oom_is_named() -> None:
+    reading = read_log(lines("sglang-0.5.23-format_glm5-fp8-tp8_oom-during-weight-load.log"))
+    assert reading.phase == Phase.LOADING
+    assert reading.failure is not None and reading.failure.cause.key == "oom"
+    assert "crash" in [f.cause.key for f in reading.findings]  # "Scheduler hit an exception" (scheduler.py:6372)
+
+
+def test_old_wording_still_read_from_the_table() -> None:
+    assert phase_of(["[x TP0] Init torch distributed ends. elapsed=1.00 s, mem usage=3.3 GB"]) == Phase.LOADING
+    assert phase_of(["[x TP0] Capture cuda graph end. Time elapsed: 9.1 s. mem usage=1 GB."]) == Phase.HTTP_UP

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.sglang import build_args, launch_era_table, load_table, validate_argv
+from glm5cluster.sglang import build_args, load_table, table_for, validate_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -64,7 +64,7 @@ RENAMED = {"--dsa-prefill-backend": "--nsa-prefill-backend", "--dsa-decode-backe
 def test_launch_era_rendering_uses_old_spellings(name):
     new, old = node_args(name), node_args(name, "0.5.10")
     for host in new:
-        assert validate_argv(old[host], launch_era_table()) == [], host
+        assert validate_argv(old[host], table_for("0.5.10")) == [], host
         for modern, legacy in RENAMED.items():
             assert modern not in old[host]
             assert (modern in new[host]) == (legacy in old[host]), (host, modern)

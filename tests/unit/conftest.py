@@ -36,3 +36,17 @@ def inv_factory():
 @pytest.fixture
 def planner():
     return plan
+
+
+EXAMPLE_KEYS = (".ssh/id_ed25519", ".glm5cluster/lab/default/id_ed25519")
+
+
+@pytest.fixture
+def example_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A HOME where the key files the example inventories name exist (validate checks them)."""
+    home = tmp_path_factory.mktemp("home")
+    for rel in EXAMPLE_KEYS:
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).write_text("placeholder key\n")
+    monkeypatch.setenv("HOME", str(home))
+    return home

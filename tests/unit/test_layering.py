@@ -18,11 +18,17 @@ ALLOWED: dict[str, set[str]] = {
     "facts": {"commands", "errors", "model"},
     "tasks": {"errors", "commands", "model", "topology", "sglang", "render", "facts"},
     "connect": {"commands", "model", "errors"},
-    "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks", "connect"},
+    "bench": {"errors", "commands", "model", "topology", "render", "connect"},
+    "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks", "connect",
+               "bench"},
     "lab": {"errors", "commands", "model", "connect"},
     "cli": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks",
-            "connect", "engine", "lab"},
+            "connect", "engine", "lab", "bench"},
 }
+# redact (one masking function for everything printed) imports nothing and every layer may use it
+ALLOWED["redact"] = set()
+for _allowed in ALLOWED.values():
+    _allowed.add("redact")
 # third-party packages only some layers may touch
 RESTRICTED_THIRD_PARTY = {
     "fabric": {"connect"},

@@ -14,10 +14,12 @@ from glm5cluster.engine.procedures.teardown import (
     TeardownParams,
     name_prefix,
     purge_script,
+    purge_targets,
 )
 from glm5cluster.engine.report import Status
 from glm5cluster.engine.runner import RunOptions, run_playbook
 from glm5cluster.facts.footprint import footprint_script, parse_footprint
+from glm5cluster.model.inventory import Runtime
 from glm5cluster.model.loader import load_inventory
 
 INV = """\
@@ -95,6 +97,84 @@ def test_head_drains_before_workers_stop_and_a_second_down_does_nothing(tmp_path
 
 def test_purge_keeps_what_another_cluster_uses() -> None:
     script = purge_script(["/srv/models/GLM-5", "/opt/glm5cluster/venv"], ["lmsysorg/sglang:v0.5.23"])
-    assert "in_use '/srv/models/GLM-5'" in script or "in_use /srv/models/GLM-5" in script
-    assert "rm -rf -- /srv/models/GLM-5" in script and "docker rmi lmsysorg/sglang:v0.5.23" in script
+    assert 'u=$(in_use "$p"); [ -n "$u" ] || u=$(in_use "$r")' in script  # the path as written and resolved
+    assert "purge_path /srv/models/GLM-5" in script and "docker rmi lmsysorg/sglang:v0.5.23" in script
     assert "kept" in script
+
+
+def _purge_here(paths: list[str], protected: set[str]) -> str:
+    import subprocess
+
+    script = purge_script(paths, [], protected=frozenset(protected))
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_purge_resolves_on_the_host_and_refuses_system_dirs(tmp_path: Path) -> None:
+    """A weights path that is (or leads through) a symlink to a protected directory, or with
+    ``..`` that resolves to one, is refused and nothing there is touched."""
+    sysdir = tmp_path / "sysdir"
+    (sysdir / "keep").mkdir(parents=True)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "GLM-5").symlink_to(sysdir)
+    dotted = f"{tmp_path}/models/x/../../sysdir"
+    (tmp_path / "models" / "x").mkdir()
+    out = _purge_here([f"{tmp_path}/models/GLM-5", dotted], {str(sysdir)})
+    assert out.count("refusing to purge") == 2 and f"system directory {sysdir}" in out, out
+    assert (sysdir / "keep").is_dir() and (tmp_path / "models" / "GLM-5").is_symlink()
+
+
+def test_purge_removes_the_resolved_directory_and_the_link(tmp_path: Path) -> None:
+    big = tmp_path / "nvme" / "GLM-5"
+    (big / "sub").mkdir(parents=True)
+    (big / "sub" / "f").write_text("x")
+    plain = tmp_path / "srv" / "venv"
+    plain.mkdir(parents=True)
+    link = tmp_path / "srv" / "GLM-5"
+    link.symlink_to(big)
+    out = _purge_here([str(link), str(plain), str(tmp_path / "absent")], set())
+    assert f"removed {link}" in out and f"removed {plain}" in out, out
+    assert not big.exists() and not link.is_symlink() and not plain.exists() and (tmp_path / "nvme").is_dir()
+
+
+def test_purge_targets_refuse_dotdot_relative_and_system_paths() -> None:
+    from types import SimpleNamespace
+
+    def targets(wdir: str) -> tuple[list[str], list[str]]:
+        inv = SimpleNamespace(model=SimpleNamespace(weights_dir=wdir),
+                              serving=SimpleNamespace(runtime=Runtime.VENV, venv_path="/opt/glm5cluster/venv"))
+        keep, _, refused = purge_targets(SimpleNamespace(inventory=inv, topology=None))  # type: ignore[arg-type]
+        return keep, refused
+
+    assert targets("/srv/models/GLM-5") == (["/srv/models/GLM-5", "/opt/glm5cluster/venv"], [])
+    for bad in ("/srv/models/../../etc", "/srv/./x/..", "srv/models"):
+        keep, refused = targets(bad)
+        assert keep == ["/opt/glm5cluster/venv"] and "not a plain absolute path" in refused[0], (bad, refused)
+    assert "system directory" in targets("/usr//")[1][0]
+
+
+def test_footprint_uses_a_private_temp_file_for_docker_errors(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    script = footprint_script("lab", name_prefix("lab"), "/etc/glm5cluster/lab")
+    assert "/tmp/" not in script  # no fixed, guessable names (a symlink planted there would be followed)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    (bin_dir / "docker").chmod(0o755)
+    (bin_dir / "systemctl").write_text("#!/bin/sh\ntrue\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    tmpdir = tmp_path / "t"
+    tmpdir.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(tmpdir)}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, check=True, timeout=30).stdout
+    assert "docker-error\tCannot connect to the Docker daemon" in out
+    assert list(tmpdir.iterdir()) == []  # cleaned up
+
+
+def test_preflight_listener_has_no_fixed_temp_path() -> None:
+    from pathlib import Path as P
+
+    import glm5cluster.engine.procedures.preflight as pf
+
+    assert "/tmp/" not in P(pf.__file__).read_text()

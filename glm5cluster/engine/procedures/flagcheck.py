@@ -1,5 +1,7 @@
 """``sglang.flagcheck``: every rendered launch flag of every rank, parsed by the INSTALLED SGLang
-(its own ``ServerArgs.add_cli_args``) on the replica's head, before any weight is loaded."""
+(its own ``ServerArgs.add_cli_args``) on the replica's head, before any weight is loaded; then,
+where it runs without a GPU or the model, the installed ``ServerArgs.check_server_args`` (its
+assertions refuse the launch; see ``tasks.sglang_runtime.FLAGCHECK_SNIPPET``)."""
 
 from __future__ import annotations
 

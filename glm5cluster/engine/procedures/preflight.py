@@ -182,13 +182,13 @@ class _Replica:
         pid = ""
         if not held:  # our own server holds it when it runs: connect to it instead
             secs = self.p.connect_timeout * 2 + 10
-            err = f"/tmp/glm5cluster-preflight-{port}.err"
-            script = (f"setsid python3 -c {shlex.quote(LISTEN_PY)} {shlex.quote(addr)} {port} {secs} "
-                      f"</dev/null >/dev/null 2>{err} & pid=$!; i=0; "
+            script = ("err=$(mktemp); "  # never a fixed, guessable /tmp name
+                      f"setsid python3 -c {shlex.quote(LISTEN_PY)} {shlex.quote(addr)} {port} {secs} "
+                      "</dev/null >/dev/null 2>\"$err\" & pid=$!; i=0; "
                       f"while [ $i -lt 30 ] && ! ss -Hltn \"sport = :{port}\" | grep -q .; do "
                       "kill -0 $pid 2>/dev/null || break; sleep 0.1; i=$((i+1)); done; "
-                      f"if ss -Hltn \"sport = :{port}\" | grep -q .; then echo \"pid=$pid\"; "
-                      f"else tail -n1 {err}; exit 1; fi")
+                      f"if ss -Hltn \"sport = :{port}\" | grep -q .; then rm -f \"$err\"; echo \"pid=$pid\"; "
+                      "else tail -n1 \"$err\"; rm -f \"$err\"; exit 1; fi")
             res = self.ctx.run(self.head, Shell.sh(script, timeout=30, description=f"listen on {addr}:{port}"))
             if not res.ok:
                 self.problems.append(P.Problem(self.head, f"cannot listen on {addr}:{port}: {res.tail(1)}",

@@ -33,6 +33,7 @@ from glm5cluster.facts.sglang_log import (
     phase_of,
     read_log,
 )
+from glm5cluster.redact import mask
 from glm5cluster.sglang.args import served_model_name
 from glm5cluster.tasks.launch import stamp_path, target_name
 from glm5cluster.topology import Replica
@@ -206,7 +207,7 @@ class _Watch:
         return out
 
     def _tail(self, r: _Rank) -> str:
-        return "\n".join(list(r.lines)[-self.p.tail_lines:])
+        return mask("\n".join(list(r.lines)[-self.p.tail_lines:]))
 
     def _failed(self, waited: float) -> dict[str, StepResult]:
         logs = [RankLog(r.rank, r.host, tuple(r.lines), exited=bool(r.state and not r.state.running),

@@ -32,6 +32,7 @@ from glm5cluster.facts.replica import (
 )
 from glm5cluster.facts.sections import section_script, split_sections
 from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.redact import mask
 from glm5cluster.render import container_name, unit_name
 from glm5cluster.topology import RankAssignment, Replica, Topology
 
@@ -136,7 +137,7 @@ def parse_rank(result: CommandResult, runtime: Runtime, is_head: bool) -> RankRe
         cstate = container_rank_state(c.stdout, c.exit_code)
         if cstate.state != "absent" or state.state == "absent":
             state = cstate
-    log = tuple(parts["log"].stdout.splitlines())
+    log = tuple(mask(parts["log"].stdout).splitlines())
     head = None
     if is_head:
         def reply(name: str) -> HttpReply:

@@ -109,16 +109,33 @@ def purge_targets(ctx: ClusterContext) -> tuple[list[str], list[str], list[str]]
     keep, refused = [], []
     for p in paths:
         norm = "/" + "/".join(x for x in p.split("/") if x)
-        if norm in PROTECTED or norm.count("/") < 2:
+        if not p.startswith("/") or any(x in (".", "..") for x in p.split("/")) or any(c in p for c in "\n\r\0"):
+            refused.append(f"refusing to purge {p!r} (not a plain absolute path)")
+        elif norm in PROTECTED or norm.count("/") < 2:
             refused.append(f"refusing to purge {p} (a system directory)")
         else:
             keep.append(norm)
     return keep, images, refused
 
 
-def purge_script(paths: list[str], images: list[str]) -> str:
-    """Remove each path/image unless another glm5cluster unit or container still refers to it."""
+def purge_script(paths: list[str], images: list[str], protected: frozenset[str] = frozenset(PROTECTED)) -> str:
+    """Remove each path/image unless another glm5cluster unit or container still refers to it.
+    Each path is resolved ON THE HOST first (``realpath -e``: symlinks, ``..``) and refused when
+    it resolves to a system directory, a top-level directory or a mount point; the resolved
+    directory is what gets removed (then the link, if the inventory's path was one)."""
+    guard = " | ".join(shlex.quote(d) for d in sorted(protected | {"/"}))
     lines = [
+        "purge_path() {",
+        '  p=$1; [ -e "$p" ] || [ -L "$p" ] || return 0',
+        '  r=$(realpath -e -- "$p" 2>/dev/null) || { echo "refusing to purge $p: it does not resolve"; return 0; }',
+        f'  case "$r" in {guard}) echo "refusing to purge $p: it resolves to the system directory $r"; return 0;; esac',
+        '  case "$r" in /*/*) ;; *) echo "refusing to purge $p: it resolves to the top-level directory $r"; return 0;; esac',
+        '  if command -v mountpoint >/dev/null 2>&1 && mountpoint -q -- "$r"; then'
+        ' echo "refusing to purge $p: $r is a mount point (remove its contents yourself)"; return 0; fi',
+        '  u=$(in_use "$p"); [ -n "$u" ] || u=$(in_use "$r")',
+        '  if [ -n "$u" ]; then echo "kept $p: used by $u"; return 0; fi',
+        '  rm -rf -- "$r" && { [ ! -L "$p" ] || rm -f -- "$p"; } && echo "removed $p"',
+        "}",
         "in_use() {",
         f"  grep -lsF -- \"$1\" {UNIT_DIR}/glm5-*.service | head -n 1 | sed 's#.*/##'",
         "  command -v docker >/dev/null 2>&1 && docker ps -aq --filter label=glm5cluster.cluster 2>/dev/null |"
@@ -127,9 +144,7 @@ def purge_script(paths: list[str], images: list[str]) -> str:
         "}",
     ]
     for p in paths:
-        q = shlex.quote(p)
-        lines.append(f"u=$(in_use {q}); if [ -n \"$u\" ]; then echo \"kept {p}: used by $u\"; "
-                     f"elif [ -e {q} ]; then rm -rf -- {q} && echo 'removed {p}'; fi")
+        lines.append(f"purge_path {shlex.quote(p)}")
     for img in images:
         q = shlex.quote(img)
         lines.append(f"if command -v docker >/dev/null 2>&1 && docker image inspect {q} >/dev/null 2>&1; then "

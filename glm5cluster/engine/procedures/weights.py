@@ -43,6 +43,7 @@ class StageParams(Params):
     # (the hub link is the bottleneck; more parallel downloads only finish them all later)
     poll_interval: float = 3.0  # progress is read at least this often (at once when an agent ends)
     fanout: int = 2
+    key_ttl_hours: float = 24.0  # the run's transfer key expires (expiry-time) even if never removed
     tools_dir: str = W.TOOLS_DIR
 
 
@@ -200,6 +201,7 @@ class _Stage:
                 self.how[child] = f"peer {parent}"
         keydir = tempfile.mkdtemp(prefix="glm5-xfer-")
         sources = sorted(set(peers.values()))
+        self.ctx.on_interrupt(lambda: self._abort(list(plan), sources if peers else [], list(peers)))
         try:
             if peers:
                 self._setup_trust(keydir, peers, sources, base, by_path, todo, plan, commit)
@@ -220,10 +222,16 @@ class _Stage:
 
         def authorize(s: str) -> list[str]:
             node = ctx.nodes[s]
-            froms = ",".join(ctx.nodes[c].cluster_address for c, p in peers.items() if p == s)
-            line = f'restrict,from="{froms}",command="{gate}" {pub}'
+            names = [ctx.nodes[c].cluster_address for c, p in peers.items() if p == s]
+            resolved: dict[str, list[str]] = {}
+            if not all(W.is_address(n) for n in names):
+                rr = ctx.run(s, Shell.sh(W.resolve_script([n for n in names if not W.is_address(n)]),
+                                         description="resolve the receivers' addresses (from= matches addresses)"))
+                resolved = W.parse_resolved(rr.stdout)
+            line = W.authorized_key_line(pub, gate, W.from_addresses(names, resolved))
+            expiry = W.expiry_prefix_script(int(time.time() + self.p.key_ttl_hours * 3600))
             script = (f"umask 077; mkdir -p ~/.ssh; sed -i '/{KEY_TAG}-/d' ~/.ssh/authorized_keys 2>/dev/null; "
-                      f"printf '%s\\n' {shlex.quote(line)} >> ~/.ssh/authorized_keys && cat /etc/ssh/ssh_host_*_key.pub")
+                      f"printf '%s%s\\n' \"$({expiry})\" {shlex.quote(line)} >> ~/.ssh/authorized_keys && cat /etc/ssh/ssh_host_*_key.pub")
             r = ctx.run(s, Shell.sh(script, description="authorize the run's transfer key (serve verified weights only); read host keys"))
             if not r.ok:
                 raise RuntimeError(f"{s}: could not authorize the transfer key: {r.tail(3)}")
@@ -260,6 +268,19 @@ class _Stage:
         tag = f"{KEY_TAG}-{self.run_id}"
         ctx.fan_out(lambda s: ctx.run(s, Shell.sh(f"sed -i '/{tag}/d' ~/.ssh/authorized_keys", description="remove the transfer key")), sources)
         ctx.fan_out(lambda c: ctx.run(c, Shell.cmd("rm", "-rf", f"/run/glm5cluster-xfer-{self.run_id}", sudo=True)), receivers)
+
+    def _abort(self, agents: list[str], sources: list[str], receivers: list[str]) -> None:
+        """Ctrl-C: stop the detached agents (their whole process group) and take the run's
+        transfer key back out of authorized_keys; a re-run resumes from what was verified."""
+        ctx = self.ctx
+        pidf = shlex.quote(self.state_path("agent.pid"))
+        stop = (f"p=$(cat {pidf} 2>/dev/null) && [ -n \"$p\" ] && "
+                f"{{ kill -TERM -- -\"$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; "
+                f"sleep 1; kill -KILL -- -\"$p\" 2>/dev/null; rm -f {pidf}; }}; true")
+        ctx.fan_out(lambda h: ctx.run(h, Shell.sh(stop, sudo=True, timeout=30, description="stop the weights agent")),
+                    agents, timeout=60)
+        if sources or receivers:
+            self._teardown_trust(sources, receivers)
 
     def _start_and_wait(self, plan: dict[str, dict[str, Any]]) -> None:
         ctx = self.ctx
@@ -329,3 +350,6 @@ class _Stage:
                     ctx.run(h, Shell.sh(f"kill $(cat {shlex.quote(self.state_path('agent.pid'))}) 2>/dev/null", sudo=True))
                     self.results[h] = StepResult(Status.FAILED, message="weights transfer did not finish before the step timeout")
                 running.clear()
+        # the agents have ended: their pid files name nothing (a later pid could reuse the number)
+        ctx.fan_out(lambda h: ctx.run(h, Shell.cmd("rm", "-f", self.state_path("agent.pid"), sudo=True,
+                                                   description="remove the agent's pid file")), sorted(started))

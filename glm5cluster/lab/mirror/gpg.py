@@ -1,4 +1,7 @@
-"""The lab archive key: one OpenPGP key per machine (cached), signing every lab apt repository.
+"""The lab archive key: one fixed OpenPGP key (``lab/data/mirror-key``, public on purpose: it only
+signs the lab's stand-in packages), imported into a cached gpg home, signing every lab apt
+repository. Fixed, so the lab inventories can pin its fingerprint
+(``stack.nvidia.*_key_fingerprints``) the same on every machine.
 
 Hosts trust it through the keyring files the stand-in ``cuda-keyring`` / ``amdgpu-install``
 packages install, or the copies the mirror serves (``keys/glm5lab-archive-keyring.gpg``, and
@@ -12,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glm5cluster.errors import GlmError
+from glm5cluster.lab.addresses import LAB_KEY_FINGERPRINT
 
 from .cache import cache_root, locked
+
+KEY_FILE = Path(__file__).resolve().parents[1] / "data" / "mirror-key" / "lab-archive-key.asc"
 
 UID = "glm5lab archive signing key <mirror@glm5lab.invalid>"
 
@@ -36,13 +42,16 @@ def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
 
 
 def lab_key() -> LabKey:
-    home = cache_root() / "mirror" / "gpg"
+    home = cache_root() / "mirror" / "gpg-fixed"
     with locked(cache_root() / "mirror" / ".gpg.lock"):
         if not (home / "fingerprint").exists():
             home.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _gpg(home, "--passphrase", "", "--quick-gen-key", UID, "ed25519", "sign", "never")
+            _gpg(home, "--import", data=KEY_FILE.read_bytes())
             out = _gpg(home, "--with-colons", "--list-secret-keys").decode()
             fpr = next(ln.split(":")[9] for ln in out.splitlines() if ln.startswith("fpr:"))
+            if fpr != LAB_KEY_FINGERPRINT:
+                raise GlmError(f"the lab key in {KEY_FILE} has fingerprint {fpr}, not {LAB_KEY_FINGERPRINT}",
+                               hint="restore the file from git")
             (home / "fingerprint").write_text(fpr + "\n")
     fpr = (home / "fingerprint").read_text().strip()
     return LabKey(home, fpr, _gpg(home, "--export", fpr), _gpg(home, "--armor", "--export", fpr))

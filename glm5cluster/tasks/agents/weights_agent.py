@@ -34,7 +34,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 STATE = ".glm5cluster"
 MANIFEST = ".glm5cluster-manifest.json"
@@ -164,12 +164,14 @@ def cmd_list(req: dict[str, Any]) -> dict[str, Any]:
         sha = (lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)) if lfs else None
         size = s.size if s.size is not None else (getattr(lfs, "size", None) if lfs else None)
         files.append({"path": s.rfilename, "size": int(size or 0), "sha256": sha, "blob_id": s.blob_id})
+    check_paths(Path("/nonexistent-root"), files)
     return {"commit": info.sha, "files": sorted(files, key=lambda f: f["path"])}
 
 
 def cmd_check(req: dict[str, Any]) -> dict[str, Any]:
     root = Path(req["dir"])
     files: list[dict[str, Any]] = req["files"]
+    check_paths(root, files)
     stamp: dict[str, Any] = {}
     try:
         stamp = json.loads((root / MANIFEST).read_text())
@@ -218,11 +220,41 @@ def cmd_check(req: dict[str, Any]) -> dict[str, Any]:
 
 
 def place(root: Path, part: Path, f: dict[str, Any]) -> None:
+    if not safe_rel(root, f["path"]):  # checked again at the last moment (a symlink made since)
+        raise UnsafePath(f"refusing to write {f['path']!r}: outside {root}")
     dest = root / f["path"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(part, 0o644)
     os.replace(part, dest)
     mark(root, f)
+
+
+class RedirectRefused(RuntimeError):
+    """The hub redirected somewhere the token or the bytes must not go."""
+
+
+class HubRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow the hub's redirects (to its CDN), but never send the token to any origin other
+    than the hub endpoint's, never go from https down to http, never leave http(s)."""
+
+    def __init__(self, origin: str) -> None:
+        o = urlsplit(origin)
+        self.origin = (o.scheme, o.netloc.lower())
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        old, new = urlsplit(req.full_url), urlsplit(newurl)
+        if new.scheme not in ("http", "https"):
+            raise RedirectRefused(f"the hub redirected to a {new.scheme or 'relative'} URL: refused")
+        if old.scheme == "https" and new.scheme == "http":
+            raise RedirectRefused(f"the hub redirected from https to http ({new.netloc}): refused")
+        out = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if out is not None and (new.scheme, new.netloc.lower()) != self.origin:
+            out.remove_header("Authorization")  # the token is for the hub endpoint only
+        return out
+
+
+def hub_opener(url: str) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(HubRedirects(url))
 
 
 def hub_download(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progress) -> None:
@@ -242,8 +274,8 @@ def hub_download(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progr
                 hdrs = dict(headers)
                 if have:
                     hdrs["Range"] = f"bytes={have}-"
-                with urllib.request.urlopen(urllib.request.Request(url, headers=hdrs),  # noqa: S310
-                                            timeout=float(req.get("stall_timeout", 120))) as resp:
+                with hub_opener(url).open(urllib.request.Request(url, headers=hdrs),  # noqa: S310
+                                          timeout=float(req.get("stall_timeout", 120))) as resp:
                     mode = "ab"
                     if have and resp.status == 200:  # the server ignored Range: start over
                         have, mode, h = 0, "wb", hasher_for(f)
@@ -327,11 +359,33 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def safe_rel(root: Path, rel: str) -> bool:
+class UnsafePath(ValueError):
+    """A listed path that would land outside the weights directory (or on its state)."""
+
+
+def safe_rel(root: Path, rel: Any) -> bool:
+    """``rel`` is a plain relative path that stays inside ``root`` (no absolute path, no ``..``,
+    no ``~``, no control characters, not our state or stamp, no symlink leading out of root)."""
+    if not isinstance(rel, str) or not rel or any(ord(c) < 32 or c in "\\\x7f" for c in rel):
+        return False
     p = Path(rel)
-    if not rel or "\0" in rel or p.is_absolute() or ".." in p.parts or p.parts[0] == STATE or rel.startswith("~"):
+    if (p.is_absolute() or rel.startswith("~") or ".." in rel.split("/") or "." in rel.split("/")
+            or "" in rel.split("/") or p.parts[0] in (STATE, MANIFEST, MANIFEST + ".tmp")):
         return False
     return (root / p).resolve().is_relative_to(root.resolve())
+
+
+def check_paths(root: Path, files: Any) -> None:
+    """Refuse the whole request before any byte is written when one listed path is unsafe:
+    the listing comes from the hub or a mirror, and the agent runs as root on every node."""
+    if not isinstance(files, list):
+        raise UnsafePath("the file list is not a list")
+    for f in files:
+        rel = f.get("path") if isinstance(f, dict) else None
+        if not safe_rel(root, rel):
+            raise UnsafePath(f"the hub listed an unsafe path {rel!r} (absolute, '..', or outside {root}): refused")
+        if not isinstance(f.get("size"), int) or f["size"] < 0:
+            raise UnsafePath(f"the hub listed {rel!r} with a bad size {f.get('size')!r}")
 
 
 def verified(root: Path, rel: str) -> dict[str, Any] | None:
@@ -550,6 +604,7 @@ def peer_copy(root: Path, req: dict[str, Any], f: dict[str, Any], prog: Progress
 
 def cmd_stamp(req: dict[str, Any]) -> dict[str, Any]:
     root = Path(req["dir"])
+    check_paths(root, req["files"])
     entries = []
     for f in req["files"]:
         m = root / STATE / "ready" / qname(f["path"])
@@ -587,6 +642,7 @@ def main(argv: list[str]) -> int:
         root = Path(req["dir"])
         req["_local"], req["_links"] = threading.local(), []
         try:
+            check_paths(root, req.get("files"))
             out = run_workers(root, req, cmd, hub_download if cmd == "fetch" else peer_copy)
         except BaseException as e:  # noqa: BLE001 - reported through progress.json and the exit code
             log(f"failed: {e}")

@@ -90,3 +90,14 @@ def test_serving_lines_print_endpoint_model_and_curl() -> None:
         assert f"GLM-5 is serving: model id {inv.model.repo}" in text
         assert f"replica 0: {topo.replicas[0].endpoint}" in text and shown in text
         assert f"curl -s {topo.replicas[0].endpoint}/v1/chat/completions" in text
+
+
+def test_up_refuses_a_missing_identity_file_before_connecting(tmp_path: Path, capsys: Any) -> None:
+    from glm5cluster.cli.main import main
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text((ROOT / "inventory" / "h200-fp8.yaml").read_text()
+                   + "ssh:\n  identity_file: ./missing-key\n")
+    assert main(["up", str(inv), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert f"ssh.identity_file: {tmp_path / 'missing-key'} does not exist" in err

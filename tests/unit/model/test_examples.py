@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import types
@@ -54,7 +55,7 @@ def test_example_matches_its_seed_row(name: str) -> None:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_validates_through_main(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_validates_through_main(path: Path, capsys: pytest.CaptureFixture[str], example_home: Path) -> None:
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ok: ")
@@ -73,10 +74,11 @@ def test_examples_use_documentation_addresses() -> None:
                 assert any(ip in n for n in doc_nets), f"{name}: {addr} is not a documentation address"
 
 
-def test_validate_many_files_real_cli() -> None:
+def test_validate_many_files_real_cli(example_home: Path) -> None:
     exe = ROOT / ".venv" / "bin" / "glm5cluster"
     files = [str(INVENTORY / n) for n in sorted(SEED_ROWS)]
-    proc = subprocess.run([str(exe), "validate", *files], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([str(exe), "validate", *files], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": str(example_home)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("ok: ") == len(files)
     assert "two-replicas-router.yaml: 3 hosts, 2 replicas, router on router" in proc.stdout

@@ -25,7 +25,8 @@ HOSTILE_NL = HOSTILE + "\nsecond line\ttab"
 def hostile_inventory(inv_factory, runtime="venv", kind="H200", hosts=2, repo="zai-org/GLM-5"):
     return inv_factory(
         kind, repo, hosts=hosts,
-        model={"repo": repo, "weights_dir": "/models/" + HOSTILE.replace(":", "").replace("\t", "")},
+        # weights_dir may not hold ':' (docker -v), '"' or '\\' (the agent's forced command)
+        model={"repo": repo, "weights_dir": "/models/" + HOSTILE.translate({ord(c): None for c in ':\t"\\'})},
         serving={
             "runtime": runtime,
             "venv_path": "/opt/venv",
@@ -124,7 +125,7 @@ def test_docker_argv_shape(inv_factory, planner):
                  "--label glm5cluster.rank=1", "--env-file /etc/glm5cluster/t/r0.env",
                  "lmsysorg/sglang:v0.5.23 python3 -m sglang.launch_server --model-path"]:
         assert part in s, part
-    amd = inv_factory("MI300X", "zai-org/GLM-5", serving={"runtime": "docker", "image": "rocm/sgl-dev:x"})
+    amd = inv_factory("MI300X", "zai-org/GLM-5", serving={"runtime": "docker", "sglang_version": "0.5.23", "image": "rocm/sgl-dev:x"})
     t = planner(amd)
     s = " ".join(render.docker_run_argv(amd, t, t.replicas[0], t.replicas[0].ranks[0]))
     assert "--device /dev/kfd --device /dev/dri --group-add video --cap-add SYS_PTRACE" in s
@@ -172,3 +173,32 @@ def test_packaged_templates_are_the_top_level_ones():
     names = sorted(p.name for p in top.glob("*.j2"))
     assert names == ["node.env.j2", "sglang.service.j2"]
     assert all((packaged / n).read_text() == (top / n).read_text() for n in names)
+
+
+def test_docker_api_key_travels_as_a_read_only_file_not_env(tmp_path, inv_factory, planner):
+    """docker --env-file values land in the container's Config.Env (docker inspect); the secrets
+    file is bind-mounted read-only instead and the launcher reads the key from it."""
+    inv = inv_factory("H200", "zai-org/GLM-5", hosts=2,
+                      serving={"runtime": "docker", "secrets": {"api_key_env": "GLM5_API_KEY"}})
+    topo = planner(inv)
+    rep = topo.replicas[0]
+    head = render.docker_run_argv(inv, topo, rep, rep.ranks[0])
+    s = " ".join(head)
+    assert "--env-file /etc/glm5cluster/t/secrets.env" not in s
+    assert "-v /etc/glm5cluster/t/secrets.env:/run/glm5cluster/secrets.env:ro" in s
+    assert head[head.index(LAUNCHER) + 1] == "GLM5_API_KEY@/run/glm5cluster/secrets.env"
+    worker = " ".join(render.docker_run_argv(inv, topo, rep, rep.ranks[1]))
+    assert "secrets.env" not in worker
+    # the launcher reads NAME=value (docker's raw env-file line, as written for the docker runtime)
+    mod = tmp_path / "sglang"
+    mod.mkdir()
+    (mod / "__init__.py").write_text("")
+    (mod / "launch_server.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("OTHER=x\nGLM5_API_KEY=s3 cr=t'\"\n")
+    argv = entry_argv(sys.executable, "GLM5_API_KEY", str(secrets)) + ["--port", "1"]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    assert json.loads(out.stdout) == ["--port", "1", "--api-key", "s3 cr=t'\""]
+    secrets.write_text("OTHER=x\n")
+    assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode != 0

@@ -33,6 +33,7 @@ def sim_env(**extra: str) -> dict[str, str]:
     env["SGLANG_SIM_LOAD_SECONDS"] = "0.5"
     env["SGLANG_SIM_WARMUP_SECONDS"] = "0.5"
     env["SGLANG_SIM_RENDEZVOUS_TIMEOUT"] = "20"
+    env["SGLANG_SIM_DRAIN_POLL_SECONDS"] = "0.2"
     env.update(extra)
     return env
 
@@ -69,9 +70,10 @@ class Rank:
         self._fh.close()
 
 
-def http(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, bytes]:
+def http(url: str, body: dict | None = None, key: str | None = None,
+         method: str | None = None) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"))
     req.add_header("Content-Type", "application/json")
     if key:
         req.add_header("Authorization", f"Bearer {key}")

@@ -297,3 +297,31 @@ def test_parse_real_proc_version_fixture() -> None:
     text = "@@proc_version 0\nNVRM version: NVIDIA UNIX Open Kernel Module for x86_64  590.48.01  Release Build  (root@tpgds-aihub0007)\n"
     st = parse_stack(text)
     assert st.loaded_driver == "590.48.01" and st.loaded_open is True
+
+
+def test_cuda_key_is_pinned_and_the_keyring_package_never_installed() -> None:
+    text = "\n".join(lines(plan(NvidiaDriver(), StackParams(), probe("ubuntu2204"))))
+    assert "EB693B3035CD5710E231E123A4B469963BF863CC" in text  # NVIDIA's 3bf863cc by default
+    assert "dpkg-deb --fsys-tarfile" in text and "dpkg -i" not in text
+    assert "UPLOAD /etc/apt/sources.list.d/cuda-ubuntu2204-x86_64.list" in text
+    site = "AB" * 20
+    text = "\n".join(lines(plan(NvidiaDriver(), StackParams(), probe("debian12"),
+                                inventory=inv(nvidia={"cuda_repo": "http://10.0.0.2:8081/cuda/repos",
+                                                      "cuda_key_fingerprints": [site]}))))
+    assert site in text and "EB693B3035CD5710E231E123A4B469963BF863CC" not in text
+
+
+def test_repository_already_pointed_at_with_signed_by_is_kept() -> None:
+    src = "deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/ /"
+    text = probe("ubuntu2204").replace("@@apt_sources 0\n", f"@@apt_sources 0\n{src}\n")
+    assert "cuda-keyring" not in "\n".join(lines(plan(NvidiaDriver(), StackParams(), text)))
+
+
+def test_container_toolkit_key_is_pinned() -> None:
+    out = plan(NvidiaContainerToolkit(), ContainerParams(), probe("ubuntu2204", extra="@@docker 0\n/usr/bin/docker\n"))
+    text = "\n".join(lines(out))
+    assert "C95B321B61E88C1809C4F759DDCAE044F796ECB0" in text and "gpg --batch --yes --dearmor" not in text
+    site = "CD" * 20
+    out = plan(NvidiaContainerToolkit(), ContainerParams(), probe("ubuntu2204", extra="@@docker 0\n/usr/bin/docker\n"),
+               inventory=inv(nvidia={"container_toolkit_key_fingerprints": [site]}))
+    assert site in "\n".join(lines(out))

@@ -52,8 +52,11 @@ def test_image_pull_via_mirror_and_tag() -> None:
     out = SglangImage().plan(RuntimeParams(), Ctx(i), {"image": st})
     assert isinstance(out, Change)
     cmds = [c.command_line() for c in out.commands if isinstance(c, Shell)]
-    assert cmds == ["docker pull mirror.lab:5000/lmsysorg/sglang:v0.5.23",
-                    "docker tag mirror.lab:5000/lmsysorg/sglang:v0.5.23 lmsysorg/sglang:v0.5.23"]
+    assert cmds[:2] == ["docker pull mirror.lab:5000/lmsysorg/sglang:v0.5.23",
+                        "docker tag mirror.lab:5000/lmsysorg/sglang:v0.5.23 lmsysorg/sglang:v0.5.23"]
+    # the tag is resolved to its image ID and registry digests, recorded on the node
+    assert "docker image inspect --format '{{.Id}} {{json .RepoDigests}}' lmsysorg/sglang:v0.5.23" in cmds[2]
+    assert f"> /etc/glm5cluster/{i.cluster.name}/image.digest.tmp" in cmds[2]
 
 
 def test_image_present_is_noop_and_venv_runtime_skips() -> None:
@@ -63,7 +66,7 @@ def test_image_present_is_noop_and_venv_runtime_skips() -> None:
 
 
 def test_image_pinned_digest_must_match() -> None:
-    i = inv(runtime="docker", image="lmsysorg/sglang@sha256:" + "1" * 64)
+    i = inv(runtime="docker", sglang_version="0.5.23", image="lmsysorg/sglang@sha256:" + "1" * 64)
     st = ImageFact("x").parse(res('sha256:abc ["lmsysorg/sglang@sha256:' + "2" * 64 + '"]'))
     assert isinstance(SglangImage().plan(RuntimeParams(), Ctx(i), {"image": st}), Change)
 
@@ -102,3 +105,56 @@ def test_snippet_against_the_simulated_parser_names_flag_and_version() -> None:
     assert ok, msg
     ok, msg, ver = flagcheck_verdict(run_snippet(["--model-path", "/m", "--nsa-decode-backend", "trtllm"]), "head")
     assert not ok and "--nsa-decode-backend" in msg and ver in msg and ver != "?"
+
+
+FAKE_SERVER_ARGS = '''
+import dataclasses
+
+@dataclasses.dataclass
+class ServerArgs:
+    model_path: str = None
+    served_model_name: str = None
+    tp_size: int = 1
+    chunked_prefill_size: int = None
+
+    @staticmethod
+    def add_cli_args(parser):
+        parser.add_argument("--model-path")
+        parser.add_argument("--served-model-name")
+        parser.add_argument("--tp-size", type=int, default=1)
+
+    @classmethod
+    def from_cli_args(cls, args):
+        return cls(**vars(args))
+
+    def check_server_args(self):
+        # as 0.5.23 arg_groups/validation_hook.py:213-219, then a field only resolution fills in
+        assert ":" not in self.served_model_name, "served_model_name cannot contain a colon (':') character."
+        assert self.chunked_prefill_size > 0
+'''
+
+
+def run_fake_snippet(tmp_path, argv: list[str]) -> CommandResult:
+    import json
+
+    pkg = tmp_path / "sglang" / "srt"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sglang" / "__init__.py").write_text("__version__ = '0.5.23'\n")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "server_args.py").write_text(FAKE_SERVER_ARGS)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-c", FLAGCHECK_SNIPPET], input=json.dumps(argv), env=env,
+                       capture_output=True, text=True, check=False, cwd=tmp_path)
+    return CommandResult("snippet", p.returncode, p.stdout, p.stderr)
+
+
+def test_snippet_runs_the_installed_post_parse_check(tmp_path) -> None:
+    ok, msg, _ = flagcheck_verdict(run_fake_snippet(tmp_path, ["--model-path", "/m", "--served-model-name", "a:b"]), "h")
+    assert not ok and "post-parse check" in msg and "colon" in msg
+    ok, msg, _ = flagcheck_verdict(run_fake_snippet(tmp_path, ["--model-path", "/m", "--served-model-name", "ab"]), "h")
+    assert ok and "post-parse check: incomplete (TypeError)" in msg  # stopped at an unresolved field
+
+
+def test_snippet_without_post_parse_check_says_so() -> None:
+    ok, msg, _ = flagcheck_verdict(run_snippet(["--model-path", "/m", "--tp-size", "8"]), "head")
+    assert ok and "not available" in msg

@@ -3,13 +3,16 @@ resume after a kill, repair of one corrupted file, peer pull over the serve stre
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -301,3 +304,103 @@ def test_pull_waits_for_files_the_source_is_still_verifying(tmp_path: Path, hub:
     assert proc.returncode == 0, err
     for f in files:
         assert (dst / f["path"]).read_bytes() == hub.files[f["path"]]
+
+
+HOSTILE = ["../../escaped.txt", "/tmp/glm5-abs-escape.txt", "ok/../../escaped.txt", ".glm5cluster/ready/forged",
+           ".glm5cluster-manifest.json", "a//b", "./x", "~root/x", "line\nbreak"]
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_list_refuses_a_hostile_listing(bad: str) -> None:
+    hub = FakeHub({**make_repo(1, 1000), bad: b"owned"}, token=TOKEN)
+    try:
+        r = agent("list", {"repo": REPO, "revision": "main", "endpoint": hub.url})
+        assert isinstance(r, subprocess.CompletedProcess) and r.returncode == 1
+        assert "unsafe path" in json.loads(r.stdout)["error"]
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_fetch_refuses_unsafe_paths_before_writing_any_byte(tmp_path: Path, bad: str) -> None:
+    """A hub or mirror listing a path outside the weights dir writes nothing anywhere (the
+    agent runs as root on every node); even the safe files of that request are not fetched."""
+    hub = FakeHub({**make_repo(1, 1000), bad: b"owned"}, token=TOKEN)
+    try:
+        good = [{"path": n, "size": len(b), "sha256": None, "blob_id": None} for n, b in hub.files.items() if n != bad]
+        d = tmp_path / "deep" / "w"
+        d.parent.mkdir()
+        r = fetch(d, hub, [*good, {"path": bad, "size": 5, "sha256": None, "blob_id": None}])
+        assert r.returncode == 1 and "unsafe path" in r.stderr
+        assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/glm5-abs-escape.txt").exists()
+        assert not d.exists()  # nothing at all: not the good files, not the state dir
+        for cmd in ("check", "stamp"):
+            c = agent(cmd, {"dir": str(d), "repo": REPO, "commit": COMMIT, "files": [{"path": bad, "size": 5}]})
+            assert isinstance(c, subprocess.CompletedProcess) and c.returncode == 1 and "unsafe path" in c.stdout
+        pull = {"dir": str(d), "files": [{"path": bad, "size": 5}], "source": str(tmp_path), "source_name": "seed"}
+        (tmp_path / "pull.json").write_text(json.dumps(pull))
+        p = agent("pull", arg=str(tmp_path / "pull.json"))
+        assert isinstance(p, subprocess.CompletedProcess) and p.returncode == 1 and "unsafe path" in p.stderr
+        assert not d.exists()
+    finally:
+        hub.close()
+
+
+def test_fetch_refuses_a_path_through_a_symlink_out_of_the_weights_dir(tmp_path: Path) -> None:
+    hub = FakeHub({**make_repo(1, 1000), "sub/evil.txt": b"owned"}, token=TOKEN)
+    try:
+        d, outside = tmp_path / "w", tmp_path / "outside"
+        d.mkdir()
+        outside.mkdir()
+        (d / "sub").symlink_to(outside)
+        files = [{"path": n, "size": len(b), "sha256": None, "blob_id": None} for n, b in hub.files.items()]
+        r = fetch(d, hub, files)
+        assert r.returncode == 1 and "unsafe path 'sub/evil.txt'" in r.stderr
+        assert list(outside.iterdir()) == []
+    finally:
+        hub.close()
+
+
+def test_redirect_to_another_host_drops_the_token(tmp_path: Path, hub: FakeHub) -> None:
+    files = listing(hub)["files"]
+    cdn = FakeHub(hub.files)  # another origin (other port): accepts any request, records headers
+    try:
+        hub.redirect_to = cdn.url
+        r = fetch(tmp_path / "w", hub, files[:2], workers=1)
+        assert r.returncode == 0, r.stderr
+        assert cdn.seen_auth and all(a == "" for a in cdn.seen_auth), cdn.seen_auth
+        assert all(a == f"Bearer {TOKEN}" for a in hub.seen_auth)
+        for f in files[:2]:
+            assert (tmp_path / "w" / f["path"]).read_bytes() == hub.files[f["path"]]
+    finally:
+        cdn.close()
+
+
+def agent_module() -> Any:
+    spec = importlib.util.spec_from_file_location("glm5_weights_agent_under_test", AGENT_SOURCE)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("start,target,refused,auth_kept", [
+    ("https://hub.example/m/resolve/c/f", "http://hub.example/f", True, False),  # https -> http
+    ("https://hub.example/m/resolve/c/f", "http://cdn.example/f", True, False),
+    ("https://hub.example/m/resolve/c/f", "ftp://cdn.example/f", True, False),
+    ("https://hub.example/m/resolve/c/f", "https://cdn.example/f?sig=1", False, False),
+    ("https://hub.example/m/resolve/c/f", "https://hub.example:8443/f", False, False),  # another origin
+    ("https://hub.example/m/resolve/c/f", "https://HUB.example/api/resolve-cache/f", False, True),
+    ("http://10.0.0.2:8080/m/resolve/c/f", "http://10.0.0.2:8080/other", False, True),
+])
+def test_hub_redirect_policy(start: str, target: str, refused: bool, auth_kept: bool) -> None:
+    mod = agent_module()
+    handler = mod.HubRedirects(start)
+    req = urllib.request.Request(start, headers={"Authorization": "Bearer hf_x", "Range": "bytes=5-"})
+    if refused:
+        with pytest.raises(mod.RedirectRefused):
+            handler.redirect_request(req, None, 302, "Found", {}, target)
+        return
+    out = handler.redirect_request(req, None, 302, "Found", {}, target)
+    assert out.full_url == target and out.get_header("Range") == "bytes=5-"
+    assert (out.get_header("Authorization") == "Bearer hf_x") is auth_kept

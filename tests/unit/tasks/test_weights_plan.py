@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from glm5cluster.commands import Shell, Upload
 from glm5cluster.facts.weights import parse_tools
 from glm5cluster.model.inventory import Inventory
@@ -77,3 +79,68 @@ def test_tools_task_installs_venv_hub_agent_and_ssh_client() -> None:
     assert any(isinstance(c, Upload) and c.dest.endswith("glm5-weights-agent.py") for c in out.commands)
     done = parse_tools(f"hub=1.0.0\nagent={agent_sha256()}\nssh=/usr/bin/ssh\nvenv=1\nfamily=debian\n")
     assert isinstance(WeightsTools().plan(ToolsParams(), Ctx(inv()), {"tools": done}), NoOp)
+
+
+def test_authorized_option_quotes_as_sshd_dequotes() -> None:
+    from glm5cluster.tasks.weights import authorized_option
+
+    # OpenSSH misc.c opt_dequote: only \" is an escape; any other backslash is literal
+    assert authorized_option('/opt/t/bin/python /opt/a.py gate "/srv/m"') == '"/opt/t/bin/python /opt/a.py gate \\"/srv/m\\""'
+    assert authorized_option("a\\b") == '"a\\b"'
+    for bad in ("a\nb", "a\rb", "a\0b", "ends\\"):
+        with pytest.raises(ValueError):
+            authorized_option(bad)
+
+
+def sshd_dequote(quoted: str) -> str:
+    """OpenSSH misc.c opt_dequote, transcribed (to check the round trip)."""
+    assert quoted[0] == '"'
+    s, out, i = quoted[1:], [], 0
+    while i < len(s) and s[i] != '"':
+        if s[i] == "\\" and i + 1 < len(s) and s[i + 1] == '"':
+            i += 1
+        out.append(s[i])
+        i += 1
+    assert i < len(s), "missing end quote"
+    assert s[i + 1:] == "", "text after the closing quote"
+    return "".join(out)
+
+
+@pytest.mark.parametrize("value", ['/srv/m"x', 'a\\"b', "plain", 'x"; rm -rf /; "', "back\\slash"])
+def test_authorized_option_round_trip(value: str) -> None:
+    from glm5cluster.tasks.weights import authorized_option
+
+    assert sshd_dequote(authorized_option(value)) == value
+
+
+def test_key_line_restricts_to_resolved_addresses_and_the_gate() -> None:
+    from glm5cluster.tasks.weights import (
+        authorized_key_line,
+        from_addresses,
+        is_address,
+        parse_resolved,
+        resolve_script,
+    )
+
+    text = "== node-2.cluster\n10.9.0.12       STREAM node-2.cluster\n10.9.0.12       DGRAM\n" \
+           "fd00::12        STREAM\n== node-3\n"
+    resolved = parse_resolved(text)
+    assert resolved == {"node-2.cluster": ["10.9.0.12", "fd00::12"], "node-3": []}
+    assert from_addresses(["10.9.0.11", "node-2.cluster", "[fd00::13]"], resolved) == \
+        ["10.9.0.11", "10.9.0.12", "fd00::12", "fd00::13"]
+    with pytest.raises(ValueError, match="node-3 does not resolve"):
+        from_addresses(["node-3"], resolved)
+    assert is_address("10.0.0.1") and is_address("[fd00::1]") and not is_address("node-1")
+    line = authorized_key_line("ssh-ed25519 AAAA k", '/t/py /t/a.py gate "/m"', ["10.9.0.11", "10.9.0.12"])
+    assert line == 'restrict,from="10.9.0.11,10.9.0.12",command="/t/py /t/a.py gate \\"/m\\"" ssh-ed25519 AAAA k'
+    assert "'== node-1; x'" in resolve_script(["node-1; x"])
+
+
+def test_expiry_prefix_is_the_nodes_local_time() -> None:
+    import subprocess
+
+    from glm5cluster.tasks.weights import expiry_prefix_script
+
+    out = subprocess.run(["sh", "-c", expiry_prefix_script(86400 + 3600)], capture_output=True, text=True,
+                         env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}, check=True).stdout.strip()
+    assert out == 'expiry-time="19700102010000",'

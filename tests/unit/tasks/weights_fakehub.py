@@ -9,6 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -29,6 +30,7 @@ class FakeHub:
         self.files, self.rate, self.token = files, rate, token
         self.seen_auth: list[str] = []
         self.fail_after: int | None = None  # bytes served, then the connection drops (once)
+        self.redirect_to: str | None = None  # file downloads answer 302 to this base URL (a CDN)
         hub = self
 
         class H(BaseHTTPRequestHandler):
@@ -63,7 +65,13 @@ class FakeHub:
                     self.end_headers()
                     self.wfile.write(body)
                     return
-                name = self.path.split("/resolve/", 1)[1].split("/", 1)[1]
+                if hub.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", hub.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                name = unquote(self.path.split("/resolve/", 1)[1].split("/", 1)[1])
                 data = hub.files.get(name)
                 if data is None:
                     self.send_response(404)

@@ -1,8 +1,12 @@
-"""Build the simulated `sglang-0.5.23-py3-none-any.whl` (written directly as a zip: offline,
+"""Build the simulated `sglang-<version>-py3-none-any.whl` (written directly as a zip: offline,
 no build backend needed, byte-for-byte reproducible).
 
-    python glm5cluster/lab/sim/sglang_sim/build.py OUT_DIR
-    from glm5cluster.lab.sim.sglang_sim.build import build_wheel; build_wheel(out_dir)
+    python glm5cluster/lab/sim/sglang_sim/build.py OUT_DIR [VERSION]
+    from glm5cluster.lab.sim.sglang_sim.build import build_wheel; build_wheel(out_dir, "0.5.9")
+
+The version is what the simulator reports (`sglang version`, `/server_info`, `/v1/loads`) and
+picks the log wording family (`sglang/_sim/log_templates.json`), so a lab can install one
+version, then another, and a rollout shows. Default: 0.5.23.
 """
 
 import base64
@@ -14,13 +18,12 @@ import zipfile
 NAME = "sglang"
 VERSION = "0.5.23"
 HERE = os.path.dirname(os.path.abspath(__file__))
-DIST_INFO = f"{NAME}-{VERSION}.dist-info"
 EPOCH = (2026, 1, 1, 0, 0, 0)
 
-METADATA = f"""Metadata-Version: 2.1
-Name: {NAME}
-Version: {VERSION}
-Summary: glm5cluster lab simulator of the SGLang {VERSION} server (not the real SGLang)
+METADATA = """Metadata-Version: 2.1
+Name: {name}
+Version: {version}
+Summary: glm5cluster lab simulator of the SGLang {version} server (not the real SGLang)
 Requires-Python: >=3.10
 """
 WHEEL = """Wheel-Version: 1.0
@@ -48,19 +51,24 @@ def _record_line(arcname, data):
     return f"{arcname},sha256={digest},{len(data)}"
 
 
-def build_wheel(out_dir):
-    """Write the wheel into out_dir; return its path."""
+def build_wheel(out_dir, version=VERSION):
+    """Write the wheel of the given simulated version into out_dir; return its path."""
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{NAME}-{VERSION}-py3-none-any.whl")
+    path = os.path.join(out_dir, f"{NAME}-{version}-py3-none-any.whl")
+    dist_info = f"{NAME}-{version}.dist-info"
     entries = []
     for arcname, full in _package_files():
         with open(full, "rb") as f:
-            entries.append((arcname, f.read()))
-    for name, text in (("METADATA", METADATA), ("WHEEL", WHEEL), ("entry_points.txt", ENTRY_POINTS),
+            data = f.read()
+        if arcname == f"{NAME}/version.py":
+            data = f'__version__ = "{version}"\n'.encode()
+        entries.append((arcname, data))
+    metadata = METADATA.format(name=NAME, version=version)
+    for name, text in (("METADATA", metadata), ("WHEEL", WHEEL), ("entry_points.txt", ENTRY_POINTS),
                        ("top_level.txt", NAME + "\n")):
-        entries.append((f"{DIST_INFO}/{name}", text.encode()))
-    record = [_record_line(a, d) for a, d in entries] + [f"{DIST_INFO}/RECORD,,"]
-    entries.append((f"{DIST_INFO}/RECORD", ("\n".join(record) + "\n").encode()))
+        entries.append((f"{dist_info}/{name}", text.encode()))
+    record = [_record_line(a, d) for a, d in entries] + [f"{dist_info}/RECORD,,"]
+    entries.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
     tmp = path + ".tmp"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for arcname, data in entries:
@@ -73,4 +81,4 @@ def build_wheel(out_dir):
 
 
 if __name__ == "__main__":
-    print(build_wheel(sys.argv[1] if len(sys.argv) > 1 else "."))
+    print(build_wheel(sys.argv[1] if len(sys.argv) > 1 else ".", *sys.argv[2:3]))

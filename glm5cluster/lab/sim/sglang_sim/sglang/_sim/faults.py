@@ -2,6 +2,9 @@
 
 SGLANG_SIM_LOAD_SECONDS       weight-load delay (default 3)
 SGLANG_SIM_WARMUP_SECONDS     node 0: HTTP up but 503 before ready (default 1)
+SGLANG_SIM_DRAIN_POLL_SECONDS node 0 after SIGTERM: the drain watchdog's poll interval (default 5,
+                              as the real sigterm_watchdog)
+SGLANG_SIM_REQUEST_SECONDS    how long one chat completion takes (default 0)
 SGLANG_SIM_RENDEZVOUS_TIMEOUT seconds to form the group (default: --dist-timeout, else 60)
 SGLANG_SIM_CRASH_AFTER=<s>    exit 1 with a traceback s seconds after start
 SGLANG_SIM_HANG_RENDEZVOUS=1  never join (rank >= 1) / never open the store (node 0)
@@ -29,6 +32,8 @@ class Faults:
         self.active = not target or target == str(node_rank)
         self.load_seconds = _num("SGLANG_SIM_LOAD_SECONDS", 3.0)
         self.warmup_seconds = _num("SGLANG_SIM_WARMUP_SECONDS", 1.0)
+        self.drain_poll_seconds = _num("SGLANG_SIM_DRAIN_POLL_SECONDS", 5.0)
+        self.request_seconds = _num("SGLANG_SIM_REQUEST_SECONDS", 0.0)
         self.crash_after = _num("SGLANG_SIM_CRASH_AFTER", None) if self.active else None
         self.hang_rendezvous = self._flag("SGLANG_SIM_HANG_RENDEZVOUS")
         self.oom_at_load = self._flag("SGLANG_SIM_OOM_AT_LOAD")

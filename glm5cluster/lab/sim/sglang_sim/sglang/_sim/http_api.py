@@ -1,28 +1,35 @@
-"""HTTP: the node-0 API server and the dummy health server of ranks >= 1."""
+"""HTTP: the node-0 API server (entrypoints/http_server.py of 0.5.23) and the dummy health
+server of ranks >= 1 (utils/common.py:3624 launch_dummy_health_check_server)."""
 
 import email.utils
 import json
-import shlex
-import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
-from sglang._sim import chat
-from sglang.version import __version__
+from sglang._sim import chat, endpoints
+from sglang._sim.slog import emit
 
-NOT_FOUND = {"detail": "Not Found"}  # 22 bytes, as uvicorn/FastAPI answers
+NOT_FOUND = {"detail": "Not Found"}  # starlette's 404
+NOT_ALLOWED = {"detail": "Method Not Allowed"}  # starlette's 405
+TEXT_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class State:
-    def __init__(self, args, config, argv):
+    def __init__(self, args, config, argv, tps=(0,), request_seconds=0.0):
         self.args = args
         self.config = config
         self.argv = argv
-        self.phase = "starting"  # starting -> ready -> draining
+        self.tps = tps
+        self.request_seconds = request_seconds
+        self.phase = "starting"  # ServerStatus.Starting -> Up ("ready")
+        self.gracefully_exit = False  # set by the SIGTERM watchdog (tokenizer_manager.py:4070)
         self.created = int(time.time())
-        self.inflight = 0
+        self.startup_time = time.time()
         self.lock = threading.Lock()
+        self.rids = {}  # in-flight request id -> start time (rid_to_state)
         self.requests = 0
         self.prompt_tokens = 0
         self.generation_tokens = 0
@@ -31,43 +38,76 @@ class State:
     def model_id(self):
         return self.args.served_model_name or self.args.model_path
 
+    def healthy(self):
+        """tokenizer_manager.py:728 is_healthy()."""
+        return not self.gracefully_exit and self.phase == "ready"
+
+    def running(self):
+        with self.lock:
+            return len(self.rids)
+
+    def inflight_rids(self):
+        with self.lock:
+            return list(self.rids)
+
+    def begin(self):
+        rid = uuid.uuid4().hex
+        with self.lock:
+            self.rids[rid] = time.time()
+        return rid
+
+    def end(self, rid, prompt=0, completion=0):
+        with self.lock:
+            self.rids.pop(rid, None)
+            self.requests += 1
+            self.prompt_tokens += prompt
+            self.generation_tokens += completion
+
+
+def host_port(host, port):
+    """NetworkAddress.to_host_port_str: brackets around an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def authorized(method, path, header, api_key):
+    """utils/auth.py:80 decide_request_auth for NORMAL endpoints: probes always pass."""
+    if method == "OPTIONS" or path.startswith(("/health", "/ready", "/metrics")):
+        return True
+    if not api_key:
+        return True
+    scheme, _, token = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and token == api_key
+
 
 class _Base(BaseHTTPRequestHandler):
     server_version = "uvicorn"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    ROUTES = {}  # path -> allowed methods
 
     def log_message(self, fmt, *a):
         pass
-
-    def _access_log(self, code):
-        phrase = self.responses.get(code, ("",))[0]
-        sys.stderr.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] INFO:     {self.client_address[0]}:"
-                         f"{self.client_address[1]} - \"{self.requestline}\" {code} {phrase}\n")
-        sys.stderr.flush()
 
     def _head(self, code):
         self.send_response_only(code)
         self.send_header("date", email.utils.formatdate(usegmt=True))
         self.send_header("server", "uvicorn")
-        self._access_log(code)
-
-    def _start(self, code, ctype=None, length=0):
-        self._head(code)
-        self.send_header("content-length", str(length))
-        if ctype:
-            self.send_header("content-type", ctype)
-        self.end_headers()
+        phrase = self.responses.get(code, ("",))[0]
+        emit("uvicorn_access", client=f"{self.client_address[0]}:{self.client_address[1]}", request_line=self.requestline,
+             status=f"{code} {phrase}")
 
     def reply(self, code, body=None, ctype="application/json"):
         if body is None:
-            data = b""
-            ctype = None
+            data, ctype = b"", None
         elif isinstance(body, (bytes, str)):
             data = body.encode() if isinstance(body, str) else body
         else:
             data = json.dumps(body, separators=(",", ":")).encode()
-        self._start(code, ctype, len(data))
+        self._head(code)
+        self.send_header("content-length", str(len(data)))
+        if ctype:
+            self.send_header("content-type", ctype)
+        self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
 
@@ -79,118 +119,117 @@ class _Base(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
+    def dispatch(self, method):
+        url = urlsplit(self.path)
+        path = url.path
+        allowed = self.route_methods(path)
+        if allowed is None:
+            return self.reply(404, NOT_FOUND)
+        if method not in allowed and not (method == "HEAD" and "GET" in allowed):
+            return self.reply(405, NOT_ALLOWED)
+        return self.handle_route("GET" if method == "HEAD" else method, path, parse_qs(url.query))
 
-class DummyHandler(_Base):
-    """Ranks >= 1: /health, /health_generate, /ping answer 200 regardless; the rest 404."""
+    def route_methods(self, path):
+        return self.ROUTES.get(path)
 
     def do_GET(self):
-        path = self.path.split("?", 1)[0]
-        if path in ("/health", "/health_generate", "/ping"):
-            self.reply(200)
-        else:
-            self.reply(404, NOT_FOUND)
+        self.dispatch("GET")
 
-    do_HEAD = do_GET
-    do_POST = do_GET
+    def do_HEAD(self):
+        self.dispatch("HEAD")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+
+class DummyHandler(_Base):
+    """Ranks >= 1: /ping, /health, /health_generate answer 200 regardless; /metrics with
+    --enable-metrics (add_prometheus_middleware); the rest 404."""
+
+    enable_metrics = False
+    ROUTES = {"/ping": ("GET",), "/health": ("GET",), "/health_generate": ("GET",)}
+
+    def route_methods(self, path):
+        if self.enable_metrics and path.startswith("/metrics"):
+            return ("GET",)
+        return self.ROUTES.get(path)
+
+    def handle_route(self, method, path, query):
+        if path.startswith("/metrics"):
+            return self.reply(200, "", TEXT_METRICS)
+        return self.reply(200)
 
 
 class ApiHandler(_Base):
-    state: State = None  # set on the subclass made by serve_api
+    state = None  # set on the subclass made by serve_api
+    ROUTES = {
+        "/ready": ("GET",), "/health": ("GET",), "/health_generate": ("GET",), "/ping": ("GET",),
+        "/model_info": ("GET",), "/get_model_info": ("GET",), "/server_info": ("GET",),
+        "/get_server_info": ("GET",), "/v1/models": ("GET",), "/v1/loads": ("GET",),
+        "/v1/chat/completions": ("POST",), "/flush_cache": ("GET", "POST"),
+    }
 
-    OPEN = ("/health", "/health_generate", "/ready", "/metrics")
+    def route_methods(self, path):
+        if path.startswith("/v1/models/"):
+            return ("GET",)
+        if path.startswith("/metrics") and self.state.args.enable_metrics:
+            return ("GET",)
+        return self.ROUTES.get(path)
 
-    def _authorized(self, path):
-        key = self.state.args.api_key
-        if not key or path.startswith("/health") or path.startswith("/metrics") or path == "/ready":
-            return True
-        return self.headers.get("Authorization") == "Bearer " + key
-
-    def _route(self, method):
-        path = self.path.split("?", 1)[0]
-        st = self.state
-        if not self._authorized(path):
+    def dispatch(self, method):
+        path = urlsplit(self.path).path
+        if not authorized(method, path, self.headers.get("Authorization"), self.state.args.api_key):
             return self.reply(401, {"error": "Unauthorized"})
-        if path in ("/health", "/health_generate"):
+        return super().dispatch(method)
+
+    def handle_route(self, method, path, query):
+        st = self.state
+        if path in ("/health", "/health_generate"):  # http_server.py:721
+            if st.gracefully_exit:
+                emit("health_during_shutdown")
+                return self.reply(503)
             return self.reply(200 if st.phase == "ready" else 503)
-        if path == "/ready":
-            return self.reply(200 if st.phase == "ready" else 503)
-        if path in ("/model_info", "/get_model_info") and method == "GET":
-            return self.reply(200, self._model_info())
-        if path in ("/server_info", "/get_server_info") and method == "GET":
-            return self.reply(200, self._server_info())
-        if path == "/v1/models" and method == "GET":
-            return self.reply(200, self._models())
-        if path == "/metrics" and method == "GET":
-            if not st.args.enable_metrics:
-                return self.reply(404, NOT_FOUND)
-            return self.reply(200, self._metrics(), "text/plain; version=0.0.4; charset=utf-8")
-        if path == "/v1/chat/completions" and method == "POST":
+        if path in ("/ready", "/ping"):  # http_server.py:714, 2190
+            return self.reply(200 if st.healthy() else 503)
+        if path in ("/get_model_info", "/get_server_info"):
+            emit("deprecated_" + path[1:])
+            path = path.replace("/get_", "/")
+        if path == "/model_info":
+            return self.reply(200, endpoints.model_info(st))
+        if path == "/server_info":
+            return self.reply(200, endpoints.server_info(st))
+        if path == "/v1/models":
+            return self.reply(200, endpoints.models(st))
+        if path.startswith("/v1/models/"):
+            name = path[len("/v1/models/"):]
+            if name != st.model_id:
+                return self.reply(404, endpoints.model_not_found(name))
+            return self.reply(200, endpoints.model_card(st, name))
+        if path == "/v1/loads":
+            first = {k: v[0] for k, v in query.items()}
+            try:
+                dp = int(first["dp_rank"]) if "dp_rank" in first else None
+            except ValueError:
+                return self.reply(422, {"detail": [{"type": "int_parsing", "loc": ["query", "dp_rank"],
+                                                    "msg": "Input should be a valid integer, unable to parse "
+                                                           "string as an integer", "input": first["dp_rank"]}]})
+            code, body, ctype = endpoints.loads(st, first.get("include"), first.get("format"), dp)
+            return self.reply(code, body, ctype)
+        if path.startswith("/metrics"):
+            return self.reply(200, endpoints.metrics(st), TEXT_METRICS)
+        if path == "/v1/chat/completions":
             return self._chat()
-        if path == "/flush_cache" and method in ("GET", "POST"):
-            return self.reply(200, "Cache flushed.\nPlease check backend logs for more details. "
-                                   "(When there are running or waiting requests, the operation will not "
-                                   "be performed.)\n", "text/plain")
+        if path == "/flush_cache":
+            return self.reply(200, "Cache flushed.\nPlease check backend logs for more details. (When there "
+                                   "are running or waiting requests, the operation will not be performed.)\n",
+                              "text/plain")
         return self.reply(404, NOT_FOUND)
-
-    def do_GET(self):
-        self._route("GET")
-
-    def do_POST(self):
-        self._route("POST")
-
-    def do_HEAD(self):
-        self._route("GET")
-
-    def _model_info(self):
-        st = self.state
-        return {"model_path": st.args.model_path, "tokenizer_path": st.args.tokenizer_path,
-                "is_generation": True, "preferred_sampling_params": st.args.preferred_sampling_params,
-                "weight_version": st.args.weight_version or "default",
-                "has_image_understanding": False, "has_audio_understanding": False,
-                "model_type": st.config.get("model_type"),
-                "architectures": st.config.get("architectures")}
-
-    def _server_info(self):
-        st = self.state
-        info = {k: v for k, v in st.args.values.items()}
-        info.update({
-            "status": "ready" if st.phase == "ready" else st.phase,
-            "max_total_num_tokens": 1021440, "max_req_input_len": self._max_len() - 5,
-            "internal_states": [{"last_gen_throughput": 0.0, "memory_usage": {
-                "weight": 92.61, "kvcache": 28.07, "token_capacity": 1021440, "graph": 1.52},
-                "effective_max_running_requests_per_dp": 1024}],
-            "version": __version__,
-            "launch_command": shlex.join(["python3", "-m", "sglang.launch_server"] + st.argv),
-        })
-        return info
-
-    def _max_len(self):
-        return int(self.state.args.context_length or self.state.config.get("max_position_embeddings", 202752))
-
-    def _models(self):
-        st = self.state
-        return {"object": "list", "data": [{"id": st.model_id, "object": "model", "created": st.created,
-                                            "owned_by": "sglang", "root": st.model_id, "parent": None,
-                                            "max_model_len": self._max_len()}]}
-
-    def _metrics(self):
-        st = self.state
-        label = f'model_name="{st.model_id}"'
-        lines = [
-            "# HELP sglang:num_running_reqs The number of running requests.",
-            "# TYPE sglang:num_running_reqs gauge", f"sglang:num_running_reqs{{{label}}} {float(st.inflight)}",
-            "# HELP sglang:num_queue_reqs The number of requests in the waiting queue.",
-            "# TYPE sglang:num_queue_reqs gauge", f"sglang:num_queue_reqs{{{label}}} 0.0",
-            "# HELP sglang:prompt_tokens_total Number of prefill tokens processed.",
-            "# TYPE sglang:prompt_tokens_total counter",
-            f"sglang:prompt_tokens_total{{{label}}} {float(st.prompt_tokens)}",
-            "# HELP sglang:generation_tokens_total Number of generation tokens processed.",
-            "# TYPE sglang:generation_tokens_total counter",
-            f"sglang:generation_tokens_total{{{label}}} {float(st.generation_tokens)}",
-            "# HELP sglang:num_requests_total The number of processed requests.",
-            "# TYPE sglang:num_requests_total counter", f"sglang:num_requests_total{{{label}}} {float(st.requests)}",
-        ]
-        return "\n".join(lines) + "\n"
 
     def _chat(self):
         st = self.state
@@ -198,23 +237,18 @@ class ApiHandler(_Base):
         if not isinstance(body, dict) or not body.get("messages"):
             return self.reply(400, {"object": "error", "message": "messages: Field required",
                                     "type": "BadRequestError", "param": None, "code": 400})
-        if st.phase != "ready":
-            return self.reply(503, {"object": "error", "message": "The server is not ready.",
-                                    "type": "ServiceUnavailable", "param": None, "code": 503})
-        with st.lock:
-            st.inflight += 1
+        rid = st.begin()  # accepted while starting or draining too, as the real tokenizer manager does
+        prompt = completion = 0
         try:
+            if st.request_seconds:
+                time.sleep(st.request_seconds)
             if body.get("stream"):
                 return self._stream(body)
             resp = chat.completion(body, st.args, st.model_id)
-            with st.lock:
-                st.requests += 1
-                st.prompt_tokens += resp["usage"]["prompt_tokens"]
-                st.generation_tokens += resp["usage"]["completion_tokens"]
+            prompt, completion = resp["usage"]["prompt_tokens"], resp["usage"]["completion_tokens"]
             return self.reply(200, resp)
         finally:
-            with st.lock:
-                st.inflight -= 1
+            st.end(rid, prompt, completion)
 
     def _stream(self, body):
         self._head(200)
@@ -233,9 +267,6 @@ class ApiHandler(_Base):
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-            return
-        with self.state.lock:
-            self.state.requests += 1
 
 
 class _Server(ThreadingHTTPServer):
@@ -257,9 +288,8 @@ def serve(host, port, handler):
 
 
 def serve_api(host, port, state):
-    handler = type("BoundApiHandler", (ApiHandler,), {"state": state})
-    return serve(host, port, handler)
+    return serve(host, port, type("BoundApiHandler", (ApiHandler,), {"state": state}))
 
 
-def serve_dummy(host, port):
-    return serve(host, port, DummyHandler)
+def serve_dummy(host, port, enable_metrics=False):
+    return serve(host, port, type("BoundDummyHandler", (DummyHandler,), {"enable_metrics": bool(enable_metrics)}))

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from sglang._sim.slog import c10d_stamp, raw
+from sglang._sim.slog import c10d_stamp, emit
 
 
 class RendezvousError(Exception):
@@ -124,8 +124,6 @@ class Head:
             if problem:
                 _send(sock, "ERR " + problem)
                 sock.close()
-                raw(f"[W{c10d_stamp()} TCPStore.cpp:349] [c10d] rejected a client from "
-                    f"{addr[0]}: {problem}")
                 return
             self.peers[rank] = (sock, reader, addr[0])
             self.cond.notify_all()
@@ -187,9 +185,8 @@ class Member:
                 now = time.monotonic()
                 if now - last_warn >= 10:
                     last_warn = now
-                    raw(f"[W{c10d_stamp()} socket.cpp:767] [c10d] The client socket has failed to "
-                        f"connect to [{self.host}]:{self.port} (errno: {e.errno or 110} - "
-                        f"{e.strerror or 'Connection timed out'}).")
+                    emit("c10d_client_connect_failed", stamp=c10d_stamp(), host=self.host, port=self.port,
+                         errno=e.errno or 110, strerror=e.strerror or "Connection timed out")
                 if now >= deadline:
                     raise RendezvousError(  # noqa: B904
                         f"torch.distributed.DistNetworkError: The client socket has timed out after "

@@ -7,7 +7,8 @@ import time
 
 from sglang._sim import gpus, http_api, model_check, rendezvous, tracebacks as tb
 from sglang._sim.faults import Faults
-from sglang._sim.slog import c10d_stamp, hostname, log, log_ranks, raw
+from sglang._sim import slog
+from sglang._sim.slog import c10d_stamp, emit, hostname, raw
 from sglang.srt.server_args import prepare_server_args
 
 GLM5_PARAMS = 744e9
@@ -46,14 +47,13 @@ class Node:
         self.config = {}
         self.mem_gib = 139.8
         self.vendor = "CUDA"
+        self.tps = self.ranks if args.tp_size > 1 else [None]  # no TP prefix with one rank
+        self.server = None
         self.stopping = False
-        self.sigterms = 0
 
     # ---- failure paths -------------------------------------------------------------------
-    def die(self, frames, final, detail=None, code=1):
-        if detail:
-            log(detail, tp=self.ranks[0])
-        for tp in self.ranks:
+    def die(self, frames, final, code=1):
+        for tp in self.tps:
             tb.scheduler_exception(tp, frames, final)
         tb.sigquit()
         os._exit(code)
@@ -68,8 +68,7 @@ class Node:
         if self.stopping:
             return
         where = addr or (self.args.dist_init_addr or "").rsplit(":", 1)[0]
-        raw(f"{hostname()}:{os.getpid()}:{os.getpid()} [0] transport/net_socket.cc:540 NCCL WARN "
-            f"Net : Connection closed by remote peer {where}<{self.args.port}>")
+        emit("nccl_peer_closed", hostname=hostname(), pid=os.getpid(), dev=0, peer=where, port=self.args.port)
         self.die(tb.SCHEDULER_FRAMES + tb.NCCL_FRAMES,
                  "RuntimeError: NCCL error: remote process exited or there was a network error")
 
@@ -81,36 +80,46 @@ class Node:
 
     # ---- signals -------------------------------------------------------------------------
     def on_signal(self, signum, frame):
+        if signum == signal.SIGINT:  # KeyboardInterrupt in the real launcher
+            self.stopping = True
+            os._exit(130)
         if self.rank == 0:
+            # the tokenizer manager's handler, added with loop.add_signal_handler (no arguments)
+            emit("sigterm_head", signum=None, frame=None)
             if not self.stopping:
                 self.stopping = True
-                log(f"SIGTERM received. signum={signum} frame=None. Draining requests and shutting down...")
                 threading.Thread(target=self.drain_and_exit, daemon=True).start()
             return
-        self.sigterms += 1
-        if signum == signal.SIGINT or self.sigterms > 1:
+        if not slog.has("sigterm_follower"):  # older releases: no handler, SIGTERM kills
             self.stopping = True
-            log(f"Received signal {signum} again; exiting (node rank {self.rank}).")
-            os._exit(0)
-        log(f"SIGTERM received. signum={signum} frame=None. This node has node_rank={self.rank}: "
-            f"shutdown is driven by node 0, ignoring. Send SIGTERM again or SIGINT to exit.")
+            os._exit(128 + signum)
+        # rank-0's ShutdownReq stops this node; the unit's kill timeout is the backstop
+        emit("sigterm_follower", node_rank=self.rank)
 
     def drain_and_exit(self):
-        if self.state is not None:
-            self.state.phase = "draining"
-            deadline = time.monotonic() + 30
-            while self.state.inflight > 0 and time.monotonic() < deadline:
-                time.sleep(0.1)
+        """sigterm_watchdog: poll, then log the remaining requests until none is left."""
+        time.sleep(self.faults.drain_poll_seconds)
+        st = self.state
+        if st is not None:
+            st.gracefully_exit = True
+        while True:
+            rids = st.inflight_rids() if st is not None else []
+            emit("graceful_exit", remain_num_req=len(rids), remaining_rids=rids)
+            if not rids:
+                break
+            time.sleep(self.faults.drain_poll_seconds)
         if self.head is not None:
-            self.head.shutdown()
-        n = self.state.inflight if self.state else 0
-        log(f"Gracefully exiting... Remaining number of requests {n}.")
-        time.sleep(0.2)
+            self.head.shutdown()  # ShutdownReq to every rank
+        if self.server is not None:
+            self.server.shutdown()
+        emit("uvicorn_shutting_down")
+        emit("uvicorn_waiting_shutdown")
+        emit("uvicorn_shutdown_complete")
+        emit("uvicorn_finished", pid=os.getpid())
         os._exit(0)
 
     def on_shutdown_from_head(self):
         self.stopping = True
-        log("Received shutdown from node 0; exiting.")
         os._exit(0)
 
     # ---- phases --------------------------------------------------------------------------
@@ -131,7 +140,7 @@ class Node:
             self.main_exception(KEYERROR_FINAL, prefix=KEYERROR_TEXT)
         if self.faults.old_transformers:
             self.main_exception("KeyError: 'glm_moe_dsa'", prefix=KEYERROR_TEXT)
-        log(f"server_args={a!r}")
+        emit("server_args", server_args=a.log_repr(slog.FAMILY))
 
     def check_gpus(self):
         if self.faults.skip_gpu_check:
@@ -139,15 +148,15 @@ class Node:
         try:
             count, self.mem_gib, self.vendor = gpus.probe()
         except gpus.GpuError as e:
-            self.die(tb.SCHEDULER_FRAMES, e.final, detail=e.detail)
+            self.die(tb.SCHEDULER_FRAMES, e.final)
         if count < self.gpn:
             self.die(tb.SCHEDULER_FRAMES, "torch.AcceleratorError: CUDA error: invalid device ordinal\n"
                      "CUDA kernel errors might be asynchronously reported at some other API call, so the "
-                     "stacktrace below might be incorrect.",
-                     detail=f"this node has {count} GPUs but tp_size / nnodes = {self.gpn}")
+                     "stacktrace below might be incorrect.")
 
     def form_group(self):
-        log_ranks(self.ranks, "Init torch distributed begin.")
+        self.t_dist = time.monotonic()
+        slog.emit_ranks(self.tps, "dist_begin")
         if self.nnodes > 1:
             host, port = rendezvous.split_addr(self.args.dist_init_addr)
             timeout = self.faults.rendezvous_timeout(self.args.dist_timeout)
@@ -162,7 +171,6 @@ class Node:
                     self.member = rendezvous.Member(host, port, self.rank, self.nnodes, self.args.tp_size)
                     self.member.join(timeout)
             except rendezvous.Stopped:
-                log("Received shutdown from node 0 before the group formed; exiting.")
                 os._exit(0)
             except rendezvous.RendezvousError as e:
                 if self.stopping:
@@ -173,14 +181,13 @@ class Node:
             if self.member:
                 self.member.monitor(self.peer_lost, self.on_shutdown_from_head)
             for tp in self.ranks:
-                raw(f"[Gloo] Rank {tp} is connected to {self.args.tp_size - 1} peer ranks. "
-                    f"Expected number of connected peer ranks is : {self.args.tp_size - 1}")
+                emit("gloo_connected", rank=tp, peers=self.args.tp_size - 1)
         if self.faults.gloo_fail:
             msg = "Gloo connectFullMesh failed with [../third_party/gloo/gloo/transport/tcp/pair.cc:144] no error"
             for tp in self.ranks:
-                raw(f"[rank{tp}]:[E{c10d_stamp()} ProcessGroupGloo.cpp:143] {msg}")
+                emit("gloo_fullmesh_failed", rank=tp, stamp=c10d_stamp())
             self.die(tb.SCHEDULER_FRAMES + tb.DIST_FRAMES, "RuntimeError: " + msg)
-        log_ranks(self.ranks, "Init torch distributed ends. mem usage=1.14 GB")
+        slog.emit_ranks(self.tps, "dist_end", elapsed=time.monotonic() - self.t_dist, mem_usage=1.14)
 
     def weights_per_gpu(self, real=False):
         """GiB of weights per GPU as the real model would need (GLM-5: 744B parameters)."""
@@ -195,7 +202,8 @@ class Node:
 
     def load(self):
         avail = self.mem_gib - 1.3
-        log_ranks(self.ranks, "Load weight begin. avail mem={m:.2f} GB", m=avail)
+        t0 = time.monotonic()
+        slog.emit_ranks(self.tps, "load_begin", avail_mem=avail)
         need = self.weights_per_gpu()
         if self.faults.oom_at_load or (not self.faults.skip_gpu_check and need > self.mem_gib):
             self.die(tb.SCHEDULER_FRAMES + tb.LOAD_FRAMES,
@@ -207,12 +215,11 @@ class Node:
         try:
             model_check.check_weights(self.args.model_path)
         except model_check.ModelError as e:
-            detail = f"Failed to load checkpoint file {e.detail}" if e.detail else None
-            self.die(tb.SCHEDULER_FRAMES + tb.WEIGHTS_FRAMES, e.final, detail=detail)
+            self.die(tb.SCHEDULER_FRAMES + tb.WEIGHTS_FRAMES, e.final)
         time.sleep(self.faults.load_seconds)
         arch = (self.config.get("architectures") or ["?"])[0]
-        log_ranks(self.ranks, "Load weight end. type={arch}, dtype=torch.bfloat16, avail mem={a:.2f} GB, "
-                  "mem usage={u:.2f} GB.", arch=arch, a=avail - need, u=need)
+        slog.emit_ranks(self.tps, "load_end", elapsed=time.monotonic() - t0, model_class=arch,
+                        quant=self.quant_log_str(), dtype="torch.bfloat16", avail_mem=avail - need, mem_usage=need)
         fraction = self.args.mem_fraction_static
         if fraction and not self.faults.skip_gpu_check and need > self.mem_gib * fraction:
             # the KV cache gets what --mem-fraction-static leaves after the weights: nothing here
@@ -226,39 +233,56 @@ class Node:
             self.member.report_loaded()
             self.member.go.wait()
 
+    def quant_log_str(self):
+        """ModelConfig.get_quantization_config_log_str (model_config.py:1899): `quant=fp8, fmt=e4m3, `."""
+        q = self.config.get("quantization_config") or {}
+        if not q:
+            return ""
+        parts = [f"quant={q.get('quant_method', 'quantized')}"]
+        parts += [f"{k}={q[k]}" for k in ("bits", "quant_algo", "fmt", "requantization_method") if k in q]
+        return ", ".join(parts) + ", "
+
     def finish_init(self):
         kv = max(1.0, self.mem_gib * (self.args.mem_fraction_static or 0.85) - self.weights_per_gpu())
-        log_ranks(self.ranks, "KV Cache is allocated. #tokens: 1021440, KV size: {kv:.2f} GB", kv=kv)
-        log_ranks(self.ranks, "Memory pool end. avail mem={m:.2f} GB", m=self.mem_gib * 0.1)
-        log_ranks(self.ranks, "Capture cuda graph begin. This can take up to several minutes. "
-                  "avail mem={m:.2f} GB", m=self.mem_gib * 0.1)
-        log("Capture cuda graph bs [1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64]", tp=self.ranks[0])
+        free = self.mem_gib * 0.1
+        bs = [1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64]
+        slog.emit_ranks(self.tps, "kv_allocated", cache_name="KV Cache", dtype="torch.bfloat16",
+                        num_tokens=1021440, kv_size=kv)
+        slog.emit_ranks(self.tps, "memory_pool_end", avail_mem=free)
+        graph = "CUDA graph" if slog.FAMILY != "0.5.9" else "cuda graph"
+        t0 = time.monotonic()
+        slog.emit_ranks(self.tps, "graph_begin", capture_name="target decode", graph_backend=graph,
+                        backend="full", num_tokens_per_req=1, avail_mem=free)
+        if slog.has("graph_bs"):
+            emit("graph_bs", tp=self.tps[0], bs=bs)
         time.sleep(0.2)
-        log_ranks(self.ranks, "Capture cuda graph end. Time elapsed: 0.20 s. mem usage=0.82 GB. "
-                  "avail mem={m:.2f} GB.", m=self.mem_gib * 0.1 - 0.8)
+        slog.emit_ranks(self.tps, "graph_end", capture_name="target decode", graph_backend=graph, bs=bs,
+                        elapsed=time.monotonic() - t0, mem_usage=0.82, avail_mem=free - 0.82)
 
     def serve(self):
         a = self.args
-        log(f"INFO:     Started server process [{os.getpid()}]")
-        log("INFO:     Waiting for application startup.")
-        log("INFO:     Application startup complete.")
         try:
             if self.rank == 0:
-                self.state = http_api.State(a, self.config, self.argv)
-                http_api.serve_api(a.host, a.port, self.state)
+                self.state = http_api.State(a, self.config, self.argv, self.tps,
+                                            self.faults.request_seconds)
+                emit("uvicorn_started", pid=os.getpid())
+                emit("uvicorn_waiting_startup")
+                emit("uvicorn_startup_complete")
+                self.server = http_api.serve_api(a.host, a.port, self.state)
+                emit("uvicorn_running", host_port=http_api.host_port(a.host, a.port))
             else:
-                http_api.serve_dummy(a.host, a.port)
+                self.server = http_api.serve_dummy(a.host, a.port, a.enable_metrics)
+                emit("dummy_health_started", address=http_api.host_port(a.host, a.port))
         except OSError as e:
-            log(f"ERROR:    [Errno {e.errno}] error while attempting to bind on address "
-                f"('{a.host}', {a.port}): {e.strerror.lower() if e.strerror else e}")
+            emit("uvicorn_bind_error", errno=e.errno, address=repr((a.host, a.port)),
+                 reason=e.strerror.lower() if e.strerror else e)
             os._exit(1)
-        log(f"INFO:     Uvicorn running on http://{a.host}:{a.port} (Press CTRL+C to quit)")
         if self.rank == 0:
             time.sleep(self.faults.warmup_seconds)
             if self.stopping:
                 return
             self.state.phase = "ready"
-            log("The server is fired up and ready to roll!")
+            emit("ready")
 
     def run(self):
         signal.signal(signal.SIGTERM, self.on_signal)

@@ -1,11 +1,53 @@
-"""Log lines in the real SGLang format, to stderr (journald / docker logs capture it)."""
+"""Log lines in the real SGLang format, to stderr (journald / docker logs capture it).
 
+Every line comes from a template of ``log_templates.json`` (the real wheel's wording, with the
+file:line it was copied from), picked for the running version's family; the unit tests fail when
+a line is printed that is not in the table.
+"""
+
+import json
 import os
 import sys
 import threading
 import time
 
+from sglang.version import __version__
+
 _lock = threading.Lock()
+TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log_templates.json")
+
+
+def _vtuple(text):
+    out = []
+    for part in text.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        out.append(int(digits) if digits else 0)
+    return tuple(out)
+
+
+def load_table():
+    with open(TABLE_FILE, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def family_for(version, table):
+    """The newest family not newer than version (the oldest family for anything older)."""
+    names = sorted(table["families"], key=_vtuple)
+    chosen = names[0]
+    for name in names:
+        if _vtuple(name) <= _vtuple(version):
+            chosen = name
+    return chosen
+
+
+TABLE = load_table()
+FAMILY = family_for(__version__, TABLE)
+TEMPLATES = dict(TABLE["third_party"])
+TEMPLATES.update(TABLE["families"][FAMILY]["templates"])
+
+
+def has(key):
+    return key in TEMPLATES
 
 
 def stamp():
@@ -18,15 +60,24 @@ def raw(text):
         sys.stderr.flush()
 
 
-def log(msg, tp=None):
-    """`[2026-02-27 14:33:21 TP0] msg` (or `[2026-02-27 14:33:21] msg` without a TP rank)."""
-    prefix = f"[{stamp()} TP{tp}]" if tp is not None else f"[{stamp()}]"
-    raw(f"{prefix} {msg}")
+def emit(key, tp=None, **fields):
+    """Log one templated line with the prefix its process uses (see the table's `prefixes`)."""
+    spec = TEMPLATES[key]
+    msg = spec["text"].format(**fields)
+    prefix = spec["prefix"]
+    if prefix == "none":
+        raw(msg)
+    elif prefix == "uvicorn":
+        raw(f"[{stamp()}] {spec['level']}:{' ' * (8 - len(spec['level']))} {msg}")
+    elif prefix == "rank" and tp is not None:
+        raw(f"[{stamp()} TP{tp}] {msg}")
+    else:
+        raw(f"[{stamp()}] {msg}")
 
 
-def log_ranks(ranks, fmt, **kw):
+def emit_ranks(ranks, key, **fields):
     for tp in ranks:
-        log(fmt.format(tp=tp, **kw), tp=tp)
+        emit(key, tp=tp, **fields)
 
 
 def c10d_stamp():

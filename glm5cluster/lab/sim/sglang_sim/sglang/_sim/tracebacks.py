@@ -1,6 +1,6 @@
 """Python tracebacks with the real frames and final exception lines from the fixtures."""
 
-from sglang._sim.slog import log, raw
+from sglang._sim.slog import emit, raw
 
 SITE = "/usr/local/lib/python3.11/dist-packages/sglang"
 
@@ -55,12 +55,12 @@ def frames_text(frames):
 
 def scheduler_exception(tp, frames, final):
     """`[ts TPn] Scheduler hit an exception: Traceback ...` as the real scheduler logs it."""
-    log("Scheduler hit an exception: Traceback (most recent call last):\n"
-        + frames_text(frames) + "\n" + final + "\n", tp=tp)
+    emit("scheduler_exception", tp=tp,
+         traceback="Traceback (most recent call last):\n" + frames_text(frames) + "\n" + final + "\n")
 
 
 def sigquit():
-    log("Received sigquit from a child process. It usually means the child failed.")
+    emit("sigquit_child")
 
 
 def main_traceback(frames, final):

@@ -126,6 +126,14 @@ class ServerArgs:
             values["served_model_name"] = values.get("model_path")
         return cls(values=values)
 
+    def log_repr(self, family):
+        """What the launcher logs after `server_args=`: 0.5.23 logs the resolved dict
+        (engine.py:1185, `_server_args_for_logging`: only watermark secrets redacted, so the
+        api_key shows), older releases the dataclass repr (0.5.9 engine.py:1031)."""
+        if family == "0.5.9":
+            return repr(self)
+        return repr(dict(self.values))
+
     def __repr__(self):
         inner = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
         return f"ServerArgs({inner})"

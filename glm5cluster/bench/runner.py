@@ -1,0 +1,179 @@
+"""Run the selected suites on node 0 of each selected replica, over an open connection, and
+gather one ``BenchRun``. Executes commands but decides nothing remote-specific beyond
+``suites`` (commands) and ``parse`` (results)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from glm5cluster.bench.parse import ParseError, parse_gsm8k, parse_serving, parse_sgl_eval
+from glm5cluster.bench.records import BenchRun, HardwareRow, Suite, SuiteRun
+from glm5cluster.bench.suites import (
+    DATA_DIR,
+    Installed,
+    SuiteParams,
+    Target,
+    client_argv,
+    client_script,
+    parse_probe,
+    probe_argv,
+)
+from glm5cluster.commands import CommandResult, Secret, Shell, Upload
+from glm5cluster.connect.base import Connection
+from glm5cluster.errors import GlmError
+from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.render import container_name
+from glm5cluster.topology import Replica, Topology
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    suites: tuple[Suite, ...]
+    params: SuiteParams = field(default_factory=SuiteParams)
+    replicas: tuple[int, ...] | None = None  # None: every replica
+    via_router: bool = False
+    data_files: Mapping[str, bytes] = field(default_factory=dict)  # "gsm8k" / "sharegpt" -> content
+    timeout: float = 6 * 3600.0  # per suite
+
+
+def served_model(inv: Inventory) -> str:
+    return inv.serving.features.served_model_name or inv.model.repo
+
+
+def hardware_row(inv: Inventory, topo: Topology) -> HardwareRow:
+    rep = topo.replicas[0]
+    dep = rep.deployment
+    spec = inv.serving.features.speculative_decoding
+    return HardwareRow(gpu=rep.gpu_kind.value, gpus_per_node=rep.tp_size // rep.nnodes, nnodes=rep.nnodes,
+                       tp=rep.tp_size, precision=topo.precision.value,
+                       speculative=dep.eagle_supported if spec is None else spec)
+
+
+def config_digest(inv: Inventory, topo: Topology) -> str:
+    """What decides the numbers: model, serving settings (no secrets), hardware row, replicas."""
+    serving = inv.serving.model_dump(mode="json", exclude={"secrets", "readiness_timeout", "package_index",
+                                                           "image_archive"})
+    doc = {"model": inv.model.model_dump(mode="json", include={"repo", "precision", "revision"}),
+           "serving": serving, "hardware": hardware_row(inv, topo).label(),
+           "replicas": len(topo.replicas)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def target_for(inv: Inventory, topo: Topology, rep: Replica, via_router: bool, api_key: bool,
+               data_files: Mapping[str, str]) -> Target:
+    docker = inv.serving.runtime is Runtime.DOCKER
+    if via_router:
+        if topo.router is None:
+            raise GlmError("--via-router: this inventory has no router (replicas.router)",
+                           hint="drop --via-router, or add replicas.router to the inventory")
+        host, port = topo.router.node.ssh.address, topo.router.port
+    else:
+        host, port = "127.0.0.1", inv.serving.http_port
+    return Target(runtime=inv.serving.runtime.value,
+                  python="python3" if docker else inv.serving.venv_path.rstrip("/") + "/bin/python",
+                  container=container_name(inv.cluster.name, rep.index) if docker else None,
+                  host=host, port=port, model=served_model(inv), tokenizer=inv.model.weights_dir,
+                  api_key=api_key, data_files=data_files)
+
+
+def parse_result(suite: Suite, text: str) -> dict[str, float]:
+    if suite.is_serving:
+        return parse_serving(text).metrics()
+    if suite is Suite.GSM8K:
+        return parse_gsm8k(text).metrics()
+    return parse_sgl_eval(text, "mmlu").metrics()
+
+
+def _tail(text: str, n: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+def probe(conn: Connection, t: Target) -> Installed:
+    res = conn.run(Shell.cmd(*probe_argv(t), sudo=True, timeout=120, description="which SGLang clients are installed"))
+    if not res.ok:
+        where = f"container {t.container}" if t.container else t.python
+        raise GlmError(f"{conn.host}: cannot run the SGLang runtime ({where}): {_tail(res.stdout + res.stderr, 3)}",
+                       hint="is the replica deployed? `glm5cluster status INVENTORY`")
+    return parse_probe(res.stdout)
+
+
+def stage_data(conn: Connection, t: Target, files: Mapping[str, bytes]) -> dict[str, str]:
+    """Copy local data files to node 0 (and into the container): name -> path the client reads."""
+    out: dict[str, str] = {}
+    for name, content in files.items():
+        path = f"{DATA_DIR}/{name}.json{'l' if name == 'gsm8k' else ''}"
+        conn.run(Shell.cmd("mkdir", "-p", DATA_DIR, sudo=True, timeout=30))
+        res = conn.put(Upload(path, content, mode=0o644, sudo=True, description=f"bench data {name}"))
+        if res.ok and t.container:
+            res = conn.run(Shell.sh(f"docker exec {shlex.quote(t.container)} mkdir -p {DATA_DIR} && "
+                                    f"docker cp {shlex.quote(path)} {shlex.quote(t.container)}:{shlex.quote(path)}",
+                                    sudo=True, timeout=120))
+        if not res.ok:
+            raise GlmError(f"{conn.host}: could not copy the {name} data file: {_tail(res.stdout + res.stderr, 3)}")
+        out[name] = path
+    return out
+
+
+def run_suite(conn: Connection, suite: Suite, params: Mapping[str, str], t: Target, api_key: str | None,
+              replica: int, timeout: float) -> SuiteRun:
+    script = client_script(suite, params, t)
+    stdin: str | Secret = Secret("API key", api_key + "\n") if api_key else ""
+    started = time.monotonic()
+    res: CommandResult = conn.run(Shell.sh(script, sudo=True, stdin=stdin, timeout=timeout,
+                                           description=f"bench {suite.value} on replica {replica}"))
+    took = time.monotonic() - started
+    command = shlex.join(client_argv(suite, params, t))  # the exact client command (no secret in it)
+    try:
+        metrics = parse_result(suite, res.stdout)
+    except ParseError as e:
+        why = f"{e}; exit {res.exit_code}; last lines:\n{_tail(res.stdout + res.stderr)}"
+        return SuiteRun(suite, replica, command, dict(params), error=why, duration_s=took)
+    return SuiteRun(suite, replica, command, dict(params), metrics, duration_s=took)
+
+
+def run_bench(inv: Inventory, topo: Topology, connect: Callable[[str], Connection], req: BenchRequest,
+              api_key: str | None, stamp: str, progress: Progress | None = None) -> BenchRun:
+    """Every selected suite on node 0 of every selected replica, one after the other (the
+    suites would disturb each other's numbers if run at once)."""
+    say = progress or (lambda _m: None)
+    reps = [r for r in topo.replicas if req.replicas is None or r.index in req.replicas]
+    if req.via_router:
+        reps = reps[:1]
+    results: list[SuiteRun] = []
+    version = ""
+    for rep in reps:
+        conn = connect(rep.head.node.name)
+        t0 = target_for(inv, topo, rep, req.via_router, bool(api_key), {})
+        installed = probe(conn, t0)
+        version = installed.version or version
+        for suite in req.suites:
+            missing = installed.missing(suite, bool(api_key))
+            if missing:
+                raise GlmError(
+                    f"replica {rep.index} ({rep.head.node.name}): SGLang {installed.version or '(unknown)'} "
+                    f"has no {', '.join(missing)}: the {suite.value} client is missing from the installed version",
+                    hint="install the client into the runtime, or leave the suite out (--suite)")
+        staged = stage_data(conn, t0, req.data_files) if req.data_files else {}
+        t = target_for(inv, topo, rep, req.via_router, bool(api_key), staged)
+        for suite in req.suites:
+            params = req.params.for_suite(suite)
+            say(f"replica {rep.index}: {suite.value} ({', '.join(f'{k}={v}' for k, v in params.items())})")
+            results.append(run_suite(conn, suite, params, t, api_key, rep.index, req.timeout))
+    return BenchRun(cluster=inv.cluster.name, stamp=stamp, config_digest=config_digest(inv, topo),
+                    sglang_version=version or inv.serving.sglang_version, hardware=hardware_row(inv, topo),
+                    results=tuple(results), via_router=req.via_router)
+
+
+def selected(topo: Topology, replicas: Sequence[int] | None) -> list[int]:
+    known = [r.index for r in topo.replicas]
+    bad = [i for i in replicas or () if i not in known]
+    if bad:
+        raise GlmError(f"--replica {bad[0]}: no such replica (this inventory has {known})")
+    return list(replicas) if replicas else known

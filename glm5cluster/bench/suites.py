@@ -1,0 +1,162 @@
+"""The cookbook's benchmark commands, built for the installed runtime on node 0 (pure).
+
+Every suite runs the INSTALLED SGLang's own client inside the deployed runtime: the venv's
+python (venv runtime) or ``docker exec`` into the running container (docker runtime; it uses
+host networking, so 127.0.0.1:<port> is the server). The API key never reaches argv: the
+script reads it from standard input into ``OPENAI_API_KEY``, the variable the clients read
+(``sglang/benchmark/serving.py:131-139``, ``sglang/test/run_eval.py:137``,
+``sglang/test/sgl_eval_utils.py:156``); ``docker exec -e OPENAI_API_KEY`` passes it by name.
+
+Clients (SGLang 0.5.23):
+- latency / throughput: ``python -m sglang.bench_serving`` (a shim of
+  ``sglang.benchmark.serving``) with the cookbook's ``--dataset-name random`` parameters.
+- gsm8k: ``python -m sglang.test.few_shot_gsm8k`` (the cookbook's ``bench_sglang.py`` format).
+  It sends no API key (``few_shot_gsm8k.py:64``: ``RuntimeEndpoint`` without ``api_key``), so
+  with a key ``python -m sglang.test.run_eval --eval-name gsm8k`` (OpenAI client) is used.
+- mmlu: ``sglang.test.sgl_eval_utils.run_sgl_eval`` (``run_eval`` refuses mmlu in 0.5.23,
+  ``run_eval.py:125-134``); it needs the separate ``sgl_eval`` package in the runtime.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from glm5cluster.bench.records import Suite
+
+DATA_DIR = "/tmp/glm5cluster-bench"  # on node 0 (and in the container): uploaded data files
+
+# module each suite needs, by client; (suite, with_api_key) -> module
+SERVING_MODULE = "sglang.bench_serving"
+GSM8K_MODULE = "sglang.test.few_shot_gsm8k"
+GSM8K_KEY_MODULE = "sglang.test.run_eval"
+MMLU_MODULES = ("sglang.test.sgl_eval_utils", "sgl_eval")
+PROBE_MODULES = (SERVING_MODULE, GSM8K_MODULE, GSM8K_KEY_MODULE, *MMLU_MODULES)
+
+
+@dataclass(frozen=True)
+class SuiteParams:
+    """The parameters that make two runs of a suite comparable (the cookbook's by default)."""
+
+    num_prompts: int | None = None
+    max_concurrency: int | None = None
+    input_len: int = 1000
+    output_len: int = 1000
+    num_questions: int | None = None
+
+    def for_suite(self, suite: Suite) -> dict[str, str]:
+        if suite is Suite.LATENCY or suite is Suite.THROUGHPUT:
+            prompts, conc = (10, 1) if suite is Suite.LATENCY else (1000, 100)
+            return {"dataset": "random", "input_len": str(self.input_len),
+                    "output_len": str(self.output_len),
+                    "num_prompts": str(self.num_prompts or prompts),
+                    "max_concurrency": str(self.max_concurrency or conc), "request_rate": "inf"}
+        if suite is Suite.GSM8K:
+            return {"num_questions": str(self.num_questions or 200)}
+        return {"num_questions": str(self.num_questions) if self.num_questions else "all"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how the client runs: node 0's runtime and the server it measures."""
+
+    runtime: str  # venv | docker
+    python: str  # venv: <venv>/bin/python; docker: python3 inside the container
+    container: str | None  # docker runtime: the running container
+    host: str  # the server the client talks to (127.0.0.1, or the router's address)
+    port: int
+    model: str  # the served model id
+    tokenizer: str  # node 0's weights directory (holds the tokenizer: no hub download)
+    api_key: bool = False  # a key is fed on stdin
+    data_files: Mapping[str, str] = field(default_factory=dict)  # "gsm8k"/"sharegpt" -> path on node 0
+
+
+def _runtime_prefix(t: Target) -> list[str]:
+    if t.container:
+        env = ["-e", "OPENAI_API_KEY"] if t.api_key else []
+        return ["docker", "exec", "-w", "/tmp", *env, t.container, t.python]
+    return [t.python]
+
+
+def _key_prelude(t: Target) -> str:
+    return ("IFS= read -r OPENAI_API_KEY || true\nexport OPENAI_API_KEY\n" if t.api_key else "")
+
+
+def client_argv(suite: Suite, params: Mapping[str, str], t: Target) -> list[str]:
+    """The client's argv inside the runtime (no secret in it)."""
+    pre = _runtime_prefix(t)
+    if suite.is_serving:
+        argv = [*pre, "-m", SERVING_MODULE, "--backend", "sglang", "--host", t.host, "--port", str(t.port),
+                "--model", t.model, "--tokenizer", t.tokenizer,
+                "--dataset-name", params["dataset"],
+                "--random-input-len", params["input_len"], "--random-output-len", params["output_len"],
+                "--num-prompts", params["num_prompts"], "--max-concurrency", params["max_concurrency"],
+                "--request-rate", params["request_rate"]]
+        if "sharegpt" in t.data_files:
+            argv += ["--dataset-path", t.data_files["sharegpt"]]
+        return argv
+    if suite is Suite.GSM8K:
+        n = params["num_questions"]
+        data = ["--data-path", t.data_files["gsm8k"]] if "gsm8k" in t.data_files else []
+        if t.api_key:
+            data = ["--gsm8k-data-path", t.data_files["gsm8k"]] if "gsm8k" in t.data_files else []
+            return [*pre, "-m", GSM8K_KEY_MODULE, "--eval-name", "gsm8k", "--host", t.host,
+                    "--port", str(t.port), "--model", t.model, "--num-examples", n, *data]
+        return [*pre, "-m", GSM8K_MODULE, "--host", t.host, "--port", str(t.port),
+                "--num-questions", n, *data]
+    n = params["num_questions"]
+    num = "None" if n == "all" else str(int(n))
+    code = ("import types; from sglang.test.sgl_eval_utils import run_sgl_eval; "
+            f"run_sgl_eval(types.SimpleNamespace(eval_name='mmlu', host={t.host!r}, port={t.port}, "
+            f"model={t.model!r}, num_examples={num}))")
+    return [*pre, "-c", code]
+
+
+def client_script(suite: Suite, params: Mapping[str, str], t: Target, workdir: str = DATA_DIR) -> str:
+    """The POSIX sh script node 0 runs (key from stdin, then the client; output to stdout)."""
+    cd = "" if t.container else f"mkdir -p {shlex.quote(workdir)} && cd {shlex.quote(workdir)} && "
+    return _key_prelude(t) + cd + "exec " + shlex.join(client_argv(suite, params, t)) + " 2>&1\n"
+
+
+def required_modules(suite: Suite, api_key: bool) -> tuple[str, ...]:
+    if suite.is_serving:
+        return (SERVING_MODULE,)
+    if suite is Suite.GSM8K:
+        return (GSM8K_KEY_MODULE if api_key else GSM8K_MODULE,)
+    return MMLU_MODULES
+
+
+def probe_argv(t: Target) -> list[str]:
+    """Print the installed SGLang version and, per client module, whether it is importable
+    (``find_spec``: nothing is imported, so a heavy client costs nothing here)."""
+    code = ("import importlib.metadata as m, importlib.util as u\n"
+            "try:\n    print('version', m.version('sglang'))\n"
+            "except Exception:\n    print('version none')\n"
+            "for mod in " + repr(list(PROBE_MODULES)) + ":\n"
+            "    try:\n        ok = u.find_spec(mod) is not None\n"
+            "    except Exception:\n        ok = False\n"
+            "    print('module', mod, 'yes' if ok else 'no')\n")
+    pre = ["docker", "exec", t.container, t.python] if t.container else [t.python]
+    return [*pre, "-c", code]
+
+
+@dataclass(frozen=True)
+class Installed:
+    version: str | None
+    modules: frozenset[str]
+
+    def missing(self, suite: Suite, api_key: bool) -> tuple[str, ...]:
+        return tuple(m for m in required_modules(suite, api_key) if m not in self.modules)
+
+
+def parse_probe(text: str) -> Installed:
+    version: str | None = None
+    mods = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "version":
+            version = None if parts[1] == "none" else parts[1]
+        elif len(parts) == 3 and parts[0] == "module" and parts[2] == "yes":
+            mods.add(parts[1])
+    return Installed(version, frozenset(mods))

@@ -1,0 +1,128 @@
+"""Suites on a scripted node 0: the clients' argv per runtime, the key only on stdin, missing
+clients named with the version, data files staged, results parsed and compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from glm5cluster.bench.gate import QUICK, bench_and_gate
+from glm5cluster.bench.history import History
+from glm5cluster.bench.records import ALL_SUITES, Suite
+from glm5cluster.bench.runner import BenchRequest, config_digest, hardware_row, run_bench
+from glm5cluster.bench.suites import SuiteParams
+from glm5cluster.commands import Secret
+from glm5cluster.errors import GlmError
+from tests.unit.conftest import make_inventory, plan
+
+from .helpers import ALL_MODULES, FakeNode, all_outputs, capture, probe_output
+
+KEY = "sk-very-secret"
+
+
+def inv(**kw):  # type: ignore[no-untyped-def]
+    return make_inventory(**kw)
+
+
+def run(node: FakeNode, req: BenchRequest, api_key: str | None = None, **kw):  # type: ignore[no-untyped-def]
+    i = inv(**kw)
+    return run_bench(i, plan(i), lambda _h: node, req, api_key, "20260101T000000Z")
+
+
+def test_all_four_suites_venv_runtime() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest(ALL_SUITES))
+    assert [s.suite for s in r.results] == list(ALL_SUITES)
+    assert all(s.ok for s in r.results), [s.error for s in r.results]
+    assert r.sglang_version == "0.5.23"
+    assert r.hardware.label() == "8xH200 FP8 tp8, EAGLE"
+    lat = r.results[0]
+    assert lat.command.startswith("/opt/glm5cluster/venv/bin/python -m sglang.bench_serving --backend sglang")
+    for flag in ("--dataset-name random", "--random-input-len 1000", "--random-output-len 1000",
+                 "--num-prompts 10", "--max-concurrency 1", "--request-rate inf", "--tokenizer /models/glm5",
+                 "--model zai-org/GLM-5-FP8", "--host 127.0.0.1", "--port 30000"):
+        assert flag in lat.command
+    assert "--num-prompts 1000 --max-concurrency 100" in r.results[1].command
+    assert "sglang.test.few_shot_gsm8k" in r.results[2].command and "--num-questions 200" in r.results[2].command
+    assert r.results[2].metrics["accuracy"] == 0.955
+    assert r.results[3].metrics["accuracy"] == 0.877
+
+
+def test_api_key_only_on_stdin_and_run_eval_for_gsm8k() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.LATENCY, Suite.GSM8K)), api_key=KEY)
+    clients = [c for c in node.ran if "find_spec" not in c.command_line()]
+    for c in clients:
+        assert KEY not in c.command_line() and KEY not in c.display()
+        assert isinstance(c.stdin, Secret) and c.stdin.value == KEY + "\n"
+        assert c.command_line().startswith("IFS= read -r OPENAI_API_KEY")
+    assert "sglang.test.run_eval --eval-name gsm8k" in r.results[1].command
+    assert r.results[1].metrics["accuracy"] == 0.955
+
+
+def test_docker_runtime_execs_into_the_container_with_the_key_by_name() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.LATENCY,)), api_key=KEY, serving={"runtime": "docker"})
+    assert r.results[0].command.startswith(
+        "docker exec -w /tmp -e OPENAI_API_KEY glm5-t-r0 python3 -m sglang.bench_serving")
+    assert KEY not in r.results[0].command
+
+
+def test_missing_client_names_version_and_module() -> None:
+    node = FakeNode(outputs=all_outputs(), probe=probe_output("0.5.23", ALL_MODULES[:3]))
+    with pytest.raises(GlmError, match=r"SGLang 0\.5\.23 has no sglang\.test\.sgl_eval_utils, sgl_eval: the mmlu client"):
+        run(node, BenchRequest((Suite.LATENCY, Suite.MMLU)))
+    assert not [c for c in node.ran if "bench_serving --backend" in c.command_line()]  # nothing ran
+
+
+def test_failed_client_is_a_failed_suite_with_its_last_lines() -> None:
+    node = FakeNode(outputs={"few_shot_gsm8k": capture("gsm8k_failed.txt")})
+    r = run(node, BenchRequest((Suite.GSM8K,)))
+    assert not r.results[0].ok
+    assert "HTTP Error 401" in r.results[0].error
+
+
+def test_data_file_is_staged_and_passed() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.GSM8K,), data_files={"gsm8k": b'{"question": "q", "answer": "#### 1"}\n'}))
+    assert [u.dest for u in node.uploads] == ["/tmp/glm5cluster-bench/gsm8k.jsonl"]
+    assert "--data-path /tmp/glm5cluster-bench/gsm8k.jsonl" in r.results[0].command
+
+
+def test_docker_data_file_is_copied_into_the_container() -> None:
+    node = FakeNode(outputs=all_outputs())
+    run(node, BenchRequest((Suite.GSM8K,), data_files={"gsm8k": b"x"}), serving={"runtime": "docker"})
+    assert any("docker cp /tmp/glm5cluster-bench/gsm8k.jsonl glm5-t-r0:" in c.command_line() for c in node.ran)
+
+
+def test_params_override_the_cookbook() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.THROUGHPUT, Suite.GSM8K),
+                               SuiteParams(num_prompts=20, max_concurrency=4, input_len=64, output_len=32,
+                                           num_questions=5)))
+    assert "--random-input-len 64 --random-output-len 32 --num-prompts 20 --max-concurrency 4" in r.results[0].command
+    assert r.results[0].params["num_prompts"] == "20"
+    assert "--num-questions 5" in r.results[1].command
+
+
+def test_config_digest_follows_serving_not_secrets() -> None:
+    a = inv()
+    b = inv(serving={"secrets": {"api_key_env": "K"}})
+    c = inv(serving={"features": {"dp_attention": True}})
+    assert config_digest(a, plan(a)) == config_digest(b, plan(b)) != config_digest(c, plan(c))
+    amd = inv(kind="MI355X", repo="zai-org/GLM-5")
+    assert hardware_row(amd, plan(amd)).label() == "8xMI355X BF16 tp8"
+
+
+def test_gate_hook_keeps_the_run_and_gates_on_history(tmp_path: Path) -> None:
+    i = inv()
+    store = History("t", tmp_path)
+    good = FakeNode(outputs=all_outputs())
+    first = bench_and_gate(i, plan(i), lambda _h: good, None, QUICK.with_replicas((0,)), store)
+    assert first.passed and first.kept is not None and first.kept.exists()
+    slow = FakeNode(outputs={"bench_serving": capture("serving_latency.txt").replace(
+        "Output token throughput (tok/s):         117.96", "Output token throughput (tok/s):         80.00")})
+    second = bench_and_gate(i, plan(i), lambda _h: slow, None, QUICK.request, store)
+    assert not second.passed
+    assert len(store.load()) == 2 and store.load()[1].gate_passed is False
