@@ -111,7 +111,7 @@ def main() -> int:
     summary = {"fanout4_over_1": round(f4 / f1, 2), "each4_over_fanout4": round(e4 / f4, 2),
                "targets": {"fanout4_over_1": "<= 1.25", "each4_over_fanout4": ">= 2.5"},
                "met": f4 / f1 <= 1.25 and e4 / f4 >= 2.5}
-    doc = {"benchmark": "weights staging (issue 4)", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    doc = {"benchmark": "weights staging", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
            "weights": {"shards": a.shards, "shard_mib": a.shard_mb, "total_mib": size_mib},
            "hub_rate_mbps_total": a.rate_mbps,

@@ -80,14 +80,6 @@ class HostKeyError(GlmError):
     exit_code = 2
 
 
-class StepFailed(GlmError):
-    """A step failed on a host; carries the command result when there is one."""
-
-    def __init__(self, message: str, hint: str | None = None, result: object | None = None) -> None:
-        super().__init__(message, hint)
-        self.result = result
-
-
 class Interrupted(KeyboardInterrupt):
     """The run was interrupted (Ctrl-C): raised by connections of an interrupted pool so that no
     new remote command starts. A ``KeyboardInterrupt``, so ``except Exception`` never swallows it."""

@@ -1,5 +1,5 @@
 """Rendering: files through one jinja2 environment (StrictUndefined, no autoescape), one typed
-variables record per template; the ``docker run`` argv is built as a Python list.
+variables record per template (the ``docker run`` argv is built by ``runtime.container``).
 
 Templates live in the repository's top-level ``templates/``; an installed package finds the
 same files through ``glm5cluster/data/templates`` (a symlink in the source tree, copied as
@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from glm5cluster.errors import PlanError
-from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.sglang.args import build_args
-from glm5cluster.sglang.launcher import CONTAINER_SECRETS, entry_argv
+from glm5cluster.sglang.launcher import entry_argv
 from glm5cluster.topology import RankAssignment, Replica, Topology
 
 CONFIG_DIR = "/etc/glm5cluster"
 TIMEOUT_STOP_SEC = 300
-DOCKER_PYTHON = "python3"
 _PKG = Path(__file__).resolve().parent
 TEMPLATE_DIRS = (_PKG.parent / "templates", _PKG / "data" / "templates")
 EnvDialect = Literal["systemd", "docker"]
@@ -58,15 +57,9 @@ def environment() -> jinja2.Environment:
 
 # ---- names and paths -------------------------------------------------------------------------
 def unit_stem(cluster: str, replica_index: int) -> str:
+    """``glm5-<cluster>-r<i>``: replica i's service (unit ``<stem>.service`` or container ``<stem>``;
+    the names are the runtime's, see ``glm5cluster.runtime``)."""
     return f"glm5-{cluster}-r{replica_index}"
-
-
-def unit_name(cluster: str, replica_index: int) -> str:
-    return unit_stem(cluster, replica_index) + ".service"
-
-
-def container_name(cluster: str, replica_index: int) -> str:
-    return unit_stem(cluster, replica_index)
 
 
 def env_file_path(cluster: str, replica_index: int) -> str:
@@ -140,10 +133,6 @@ def render_env_file(v: EnvFileVars) -> str:
     return environment().get_template("node.env.j2").render(v=v)
 
 
-def default_dialect(inventory: Inventory) -> EnvDialect:
-    return "docker" if inventory.serving.runtime is Runtime.DOCKER else "systemd"
-
-
 # ---- systemd ---------------------------------------------------------------------------------
 _C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -182,84 +171,21 @@ def server_argv(inventory: Inventory, topology: Topology, replica: Replica, rank
 
 @dataclass(frozen=True)
 class UnitVars:
-    cluster: str
-    replica: int
-    node_rank: int
-    nnodes: int
+    """A systemd unit running one program (the venv runtime's services: ranks, router)."""
+
+    description: str
     user: str
-    env_file: str
-    secrets_file: str | None
-    exec_start: str
+    env_files: tuple[str, ...]
+    exec_start: str  # already quoted for systemd (systemd_command_line)
     timeout_stop_sec: int
-    unit_stem: str
+    unit_stem: str  # SyslogIdentifier
     memlock_unlimited: bool = True  # LimitMEMLOCK=infinity (serving.memlock_unlimited)
 
 
-def unit_vars(inventory: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
-              user: str = "root") -> UnitVars:
-    cluster = inventory.cluster.name
-    python = inventory.serving.venv_path.rstrip("/") + "/bin/python"
-    argv = server_argv(inventory, topology, replica, rank, python)
-    return UnitVars(
-        cluster=cluster,
-        replica=replica.index,
-        node_rank=rank.node_rank,
-        nnodes=replica.nnodes,
-        user=user,
-        env_file=env_file_path(cluster, replica.index),
-        secrets_file=secrets_file_path(cluster) if secret_names(inventory, rank) else None,
-        exec_start=systemd_command_line(argv),
-        timeout_stop_sec=TIMEOUT_STOP_SEC,
-        unit_stem=unit_stem(cluster, replica.index),
-        memlock_unlimited=inventory.serving.memlock_unlimited,
-    )
+def rank_description(cluster: str, replica: Replica, rank: RankAssignment) -> str:
+    """A rank's unit description; ``runtime.survey`` reads ``rank N/M`` back from it."""
+    return f"GLM-5 SGLang {cluster} replica {replica.index} rank {rank.node_rank}/{replica.nnodes}"
 
 
 def render_unit(v: UnitVars) -> str:
     return environment().get_template("sglang.service.j2").render(v=v)
-
-
-# ---- docker ----------------------------------------------------------------------------------
-def docker_image(inventory: Inventory, replica: Replica) -> str:
-    """serving.image, else lmsysorg's tag for the version (ROCm: the ``-rocm700-mi30x/mi35x``
-    pattern seen on lmsysorg/sglang, e.g. ``v0.5.8-rocm700-mi35x``)."""
-    if inventory.serving.image:
-        return inventory.serving.image
-    version = inventory.serving.sglang_version
-    gpu = replica.deployment.gpu
-    if gpu.vendor == "amd":
-        family = "mi35x" if gpu.architecture == "gfx950" else "mi30x"
-        return f"lmsysorg/sglang:v{version}-rocm700-{family}"
-    return f"lmsysorg/sglang:v{version}"
-
-
-def docker_run_argv(inventory: Inventory, topology: Topology, replica: Replica,
-                    rank: RankAssignment) -> list[str]:
-    """``docker run`` for one rank, as argv (display with ``shlex.join``)."""
-    cluster = inventory.cluster.name
-    weights = inventory.model.weights_dir
-    if ":" in weights:
-        raise PlanError(f"weights_dir {weights!r} contains ':', which docker -v cannot mount",
-                        hint="use a path without ':'", path="model.weights_dir")
-    argv = ["docker", "run", "--detach", "--name", container_name(cluster, replica.index),
-            "--label", f"glm5cluster.cluster={cluster}",
-            "--label", f"glm5cluster.replica={replica.index}",
-            "--label", f"glm5cluster.rank={rank.node_rank}"]
-    if replica.deployment.gpu.vendor == "nvidia":
-        argv += ["--gpus", "all"]
-    else:
-        argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video",
-                 "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"]
-    argv += ["--network", "host", "--ipc", "host", "--shm-size", inventory.serving.shm_size]
-    if inventory.serving.memlock_unlimited:  # RDMA needs it; nested-container sites cannot raise it
-        argv += ["--ulimit", "memlock=-1"]
-    argv += ["--ulimit", "stack=67108864",
-             "--restart", "no", "--stop-timeout", str(TIMEOUT_STOP_SEC),
-             "-v", f"{weights}:{weights}:ro",
-             "--env-file", env_file_path(cluster, replica.index)]
-    secrets = bool(secret_names(inventory, rank))
-    if secrets:  # read-only file, read by the launcher: never in the container's env (docker inspect)
-        argv += ["-v", f"{secrets_file_path(cluster)}:{CONTAINER_SECRETS}:ro"]
-    argv.append(docker_image(inventory, replica))
-    return argv + server_argv(inventory, topology, replica, rank, DOCKER_PYTHON,
-                              CONTAINER_SECRETS if secrets else None)

@@ -25,9 +25,9 @@ from glm5cluster.bench.suites import (
 )
 from glm5cluster.commands import CommandResult, Secret, Shell, Upload
 from glm5cluster.connect.base import Connection
-from glm5cluster.errors import GlmError
+from glm5cluster.errors import GlmError, InputError
 from glm5cluster.model.inventory import Inventory, Runtime
-from glm5cluster.render import container_name
+from glm5cluster.runtime import for_inventory, rank_stem
 from glm5cluster.topology import Replica, Topology
 
 Progress = Callable[[str], None]
@@ -71,14 +71,14 @@ def target_for(inv: Inventory, topo: Topology, rep: Replica, via_router: bool, a
     docker = inv.serving.runtime is Runtime.DOCKER
     if via_router:
         if topo.router is None:
-            raise GlmError("--via-router: this inventory has no router (replicas.router)",
+            raise InputError("--via-router: this inventory has no router (replicas.router)",
                            hint="drop --via-router, or add replicas.router to the inventory")
         host, port = topo.router.node.ssh.address, topo.router.port
     else:
         host, port = "127.0.0.1", inv.serving.http_port
     return Target(runtime=inv.serving.runtime.value,
-                  python="python3" if docker else inv.serving.venv_path.rstrip("/") + "/bin/python",
-                  container=container_name(inv.cluster.name, rep.index) if docker else None,
+                  python=for_inventory(inv).python,
+                  container=for_inventory(inv).target(rank_stem(inv.cluster.name, rep.index)) if docker else None,
                   host=host, port=port, model=served_model(inv), tokenizer=inv.model.weights_dir,
                   api_key=api_key, data_files=data_files)
 
@@ -175,5 +175,5 @@ def selected(topo: Topology, replicas: Sequence[int] | None) -> list[int]:
     known = [r.index for r in topo.replicas]
     bad = [i for i in replicas or () if i not in known]
     if bad:
-        raise GlmError(f"--replica {bad[0]}: no such replica (this inventory has {known})")
+        raise InputError(f"--replica {bad[0]}: no such replica (this inventory has {known})")
     return list(replicas) if replicas else known

@@ -24,7 +24,7 @@ from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.session import connect_options, transport_option
 from glm5cluster.connect.pool import ConnectionPool
 from glm5cluster.engine.procedures.status import collect
-from glm5cluster.errors import GlmError
+from glm5cluster.errors import GlmError, InputError
 
 
 def parse_suites(text: str) -> tuple[Suite, ...]:
@@ -81,6 +81,9 @@ def command(ctx: click.Context, inventory: str, suites: str, replicas: tuple[int
         ctx.exit(0)
     chosen = parse_suites(suites)
     wanted = selected(topo, replicas or None)
+    if via_router and topo.router is None:
+        raise InputError("--via-router: this inventory has no router (replicas.router)",
+                         hint="drop --via-router, or add replicas.router to the inventory")
     files: dict[str, bytes] = {}
     gsm8k_path = data_path or inv.bench.gsm8k_data_path
     if data_path and Suite.GSM8K not in chosen:

@@ -22,9 +22,10 @@ _STYLE = {Status.OK: "green", Status.CHANGED: "yellow", Status.FAILED: "bold red
           Status.SKIPPED: "cyan", Status.UNREACHABLE: "bold magenta"}
 
 
-def _one_line(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _one_line(text: str, limit: int = 0) -> str:
+    """One line, whitespace collapsed, never cut: causes, addresses and paths are the point of a
+    step's message (``limit`` is accepted and ignored)."""
+    return " ".join(text.split())
 
 
 class Display:

@@ -1,11 +1,10 @@
 """`glm5cluster logs INV [--node NAME] [--replica N] [--follow] [--since TIME] [--lines N]`: every
-rank's SGLang log (``journalctl -u UNIT`` for the venv runtime, ``docker logs`` for docker),
-each line prefixed ``<node> r<replica> |``; merged in time order, or streamed from all ranks
+rank's SGLang log, as its runtime keeps it (``runtime/``: the unit's journal, the container's
+log), each line prefixed ``<node> r<replica> |``; merged in time order, or streamed from all ranks
 at once with --follow until Ctrl-C."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 import threading
 from collections.abc import Callable
@@ -17,10 +16,10 @@ from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.session import FORKS_HELP, connect_options, transport_option
 from glm5cluster.commands import Shell
 from glm5cluster.connect.pool import ConnectionPool, fan_out
-from glm5cluster.facts.log_lines import LogLine, format_time, parse_lines, since_epoch
-from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.facts.log_lines import LogLine, format_time, since_epoch
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.redact import mask
-from glm5cluster.render import container_name, unit_name
+from glm5cluster.runtime import Runtime, for_inventory, rank_stem
 from glm5cluster.topology import Topology
 
 DEFAULT_LINES = 100
@@ -33,7 +32,7 @@ class Target:
     replica: int
     rank: int
     name: str  # unit or container
-    docker: bool
+    runtime: Runtime
 
     @property
     def prefix(self) -> str:
@@ -42,7 +41,7 @@ class Target:
 
 def targets(inventory: Inventory, topology: Topology, nodes: tuple[str, ...],
             replicas: tuple[int, ...]) -> list[Target]:
-    docker = inventory.serving.runtime is Runtime.DOCKER
+    rt = for_inventory(inventory)
     cluster = inventory.cluster.name
     known = {r.node.name for rep in topology.replicas for r in rep.ranks}
     for n in nodes:
@@ -58,27 +57,15 @@ def targets(inventory: Inventory, topology: Topology, nodes: tuple[str, ...],
     for rep in topology.replicas:
         if replicas and rep.index not in replicas:
             continue
-        name = container_name(cluster, rep.index) if docker else unit_name(cluster, rep.index)
+        name = rt.target(rank_stem(cluster, rep.index))
         for r in rep.ranks:
             if not nodes or r.node.name in nodes:
-                out.append(Target(r.node.name, rep.index, r.node_rank, name, docker))
+                out.append(Target(r.node.name, rep.index, r.node_rank, name, rt))
     return out
 
 
 def log_command(t: Target, lines: int | None, since: float | None, follow: bool) -> Shell:
-    q = shlex.quote(t.name)
-    if t.docker:
-        argv = ["docker", "logs", "--timestamps"]
-        argv += ["--tail", str(lines)] if lines is not None else []
-        argv += ["--since", f"{since:.3f}"] if since is not None else []
-        argv += ["--follow"] if follow else []
-        body = shlex.join(argv) + f" {q} 2>&1"
-    else:
-        argv = ["journalctl", "-u", t.name, "-o", "short-iso-precise", "--no-pager", "-q"]
-        argv += ["-n", str(lines)] if lines is not None else []
-        argv += [f"--since=@{since:.0f}"] if since is not None else []
-        argv += ["--follow"] if follow else []
-        body = shlex.join(argv)
+    body = t.runtime.log_script(t.name, lines=lines, since=since, follow=follow)
     if follow:
         # ends when the connection closes: the stream's stdin reaches EOF and the watcher kills it
         body = (f"exec 3<&0\n{body} &\np=$!\n"
@@ -110,7 +97,7 @@ def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float |
             return
 
         def on_line(text: str) -> None:
-            for parsed in parse_lines(text, t.docker):
+            for parsed in t.runtime.parse_log(text):
                 emit(render(t, parsed, width))
 
         try:
@@ -187,7 +174,7 @@ def command(ctx: click.Context, inventory: str, nodes: tuple[str, ...], replicas
         if not res.ok:
             failed += 1
             click.echo(f"error: {t.host}: {t.name}: exit {res.exit_code}: {res.tail(3)}", err=True)
-        per.append((t, parse_lines(res.stdout, t.docker)))
+        per.append((t, t.runtime.parse_log(res.stdout)))
     width = max((len(t.prefix) for t in tgts), default=0)
     for t, line in merged(per):
         out.write(render(t, line, width) + "\n")

@@ -20,7 +20,9 @@ from glm5cluster import render
 from glm5cluster.cli.inventory_io import CheckedInventory, plan_problem
 from glm5cluster.cli.verdict import load_and_verify
 from glm5cluster.errors import InputProblems, PlanError
-from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.runtime import for_inventory
+from glm5cluster.runtime.rank import rank_service
 from glm5cluster.sglang import build_args, check_argv, profile_for, table_for
 from glm5cluster.sglang.args import overrides
 from glm5cluster.topology import RankAssignment, Replica, Topology
@@ -39,13 +41,9 @@ class NodePlan:
 
 def node_plan(inv: Inventory, topo: Topology, rep: Replica, rank: RankAssignment) -> NodePlan:
     args = build_args(inv, topo, rep, rank)
-    if inv.serving.runtime is Runtime.DOCKER:
-        command = render.docker_run_argv(inv, topo, rep, rank)
-        service = render.container_name(inv.cluster.name, rep.index)
-    else:
-        python = inv.serving.venv_path.rstrip("/") + "/bin/python"
-        command = render.server_argv(inv, topo, rep, rank, python)
-        service = render.unit_name(inv.cluster.name, rep.index)
+    rt = for_inventory(inv)
+    svc = rank_service(inv, topo, rep, rank, rt)
+    command, service = rt.command_argv(svc), rt.target(svc.stem)
     return NodePlan(rep, rank, args, render.node_env(inv, rank), render.secret_names(inv, rank),
                     command, service)
 

@@ -71,6 +71,8 @@ def replica_json(rep: ReplicaStatus) -> dict[str, Any]:
             "signal": rs.view.state.signal,
             "phase": rs.view.phase.label if rs.view.state.up else None,
             "error": rs.error or None,
+            "note": rs.note or None,
+            "others": [{"name": i.name, "state": i.state, "runtime": i.runtime_mode} for i in rs.others],
         } for rs in rep.ranks],
     }
 
@@ -106,6 +108,10 @@ def print_text(st: ClusterStatus, inv: str, out: TextIO) -> None:
             out.write("  ".join(x for x in (line, when, phase) if x) + "\n")
             if rs.error:
                 out.write(f"      {rs.error}\n")
+            if rs.note:
+                out.write(f"      note: {rs.note}\n")
+            for other in rs.others:
+                out.write(f"      also here: {other.name} ({other.state}, {other.runtime_mode} runtime)\n")
         if j.verdict == Verdict.BROKEN and j.cause:
             out.write(f"  probable cause: {j.cause}\n")
             if j.evidence:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from glm5cluster import render
 from glm5cluster.cli.inventory_io import CheckedInventory, plan_problem
 from glm5cluster.errors import InputProblems, PlanError, Problem
 from glm5cluster.model.inventory import Inventory, Runtime
 from glm5cluster.model.loader import LoadedInventory, load_inventory
+from glm5cluster.runtime.rank import rank_command
 from glm5cluster.sglang.args import (
     build_args,
     cookbook_args,
@@ -90,8 +90,7 @@ def command_problems(inv: Inventory, topo: Topology) -> Iterator[PlanError]:
     for rep in topo.replicas:
         for rank in rep.ranks:
             try:
-                if inv.serving.runtime is Runtime.DOCKER:
-                    render.docker_run_argv(inv, topo, rep, rank)
+                rank_command(inv, topo, rep, rank)  # the runtime's own checks (docker: mountable paths)
                 args = build_args(inv, topo, rep, rank)
             except PlanError as err:
                 yield err

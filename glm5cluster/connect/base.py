@@ -1,4 +1,4 @@
-"""The one seam every transport implements (house rule 8)."""
+"""The one seam every transport implements."""
 
 from __future__ import annotations
 

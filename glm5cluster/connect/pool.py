@@ -5,7 +5,7 @@
         for host, r in results.items():
             print(host, r.value if r.ok else r.error)
 
-A failure is a value (``HostResult.error``), never the first exception to escape (house rule 5);
+A failure is a value (``HostResult.error``), never the first exception to escape;
 an interrupt (``KeyboardInterrupt``, ``errors.Interrupted``) is not a failure: it always escapes.
 
 Ctrl-C: ``pool.interrupt()`` closes every connection (in-flight commands end at once) and from

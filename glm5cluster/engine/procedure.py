@@ -51,7 +51,9 @@ from glm5cluster.engine.events import Event, EventKind, EventSink
 from glm5cluster.engine.report import StepResult
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.errors import Interrupted
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.nodes import Node
+from glm5cluster.topology import Topology
 
 T = TypeVar("T")
 
@@ -81,8 +83,8 @@ class ClusterContext:
 
     hosts: tuple[str, ...]
     nodes: Mapping[str, Node]
-    inventory: Any
-    topology: Any
+    inventory: Inventory
+    topology: Topology | None
     check: bool
     deadline: float | None  # time.monotonic() value, or None for no limit
     step: str

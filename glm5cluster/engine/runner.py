@@ -1,4 +1,4 @@
-"""Plan, show, confirm, apply (house rule 4), step by step over a bounded thread pool.
+"""Plan, show, confirm, apply, step by step over a bounded thread pool.
 
 ``run_playbook`` is the one entry point:
 
@@ -21,7 +21,7 @@ Round trips: at the start of each run of consecutive task steps (up to the next 
 facts of *all* those steps are read per host in one command (``_prefetch``; identical facts are
 read once). A step plans from that snapshot only while nothing has been applied on the host since
 it was read; after the first change on a host, each later step re-reads its facts right before it
-runs (house rule 4). A converged host therefore costs one round trip for the whole playbook.
+runs. A converged host therefore costs one round trip for the whole playbook.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run_playbook(playbook: Playbook, inventory: Any, nodes: Sequence[Node], pool
         check_selector(step.hosts, nodes, topo, step.name)
 
     def default_context(node: Node, check: bool) -> HostContext:
-        return HostContext(node=node, inventory=inventory, check=check, extra={"topology": topo})
+        return HostContext(node=node, inventory=inventory, check=check)
 
     run = _Run(playbook, inventory, {n.name: n for n in nodes}, pool, options, events, log, topo,
                context or default_context)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from glm5cluster.model.catalog import CATALOG
 from glm5cluster.model.inventory import GpuKind
 
 
@@ -59,8 +60,9 @@ class GpuState:
         return frozenset(g.kind for g in self.gpus)
 
 
-_NVIDIA = [(re.compile(rf"(?<![A-Z0-9]){k.value}(?![A-Z0-9])"), k) for k in (GpuKind.H100, GpuKind.H200, GpuKind.B200)]
-_AMD = [(re.compile(rf"(?<![A-Z0-9]){k.value}(?![A-Z0-9])"), k) for k in (GpuKind.MI300X, GpuKind.MI325X, GpuKind.MI355X)]
+# every kind the catalog knows, NVIDIA's first (a new kind needs no edit here)
+_KINDS = sorted(CATALOG, key=lambda k: (CATALOG[k].vendor != "nvidia", k.value))
+_PATTERNS = [(re.compile(rf"(?<![A-Z0-9]){k.value}(?![A-Z0-9])"), k) for k in _KINDS]
 
 
 def gpu_kind(name: str) -> GpuKind | None:
@@ -69,7 +71,7 @@ def gpu_kind(name: str) -> GpuKind | None:
     Whole tokens only: 'NVIDIA GH200 480GB' and 'GB200' are not H200/B200.
     """
     upper = name.upper()
-    for pattern, kind in _NVIDIA + _AMD:
+    for pattern, kind in _PATTERNS:
         if pattern.search(upper):
             return kind
     return None

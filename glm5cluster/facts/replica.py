@@ -1,26 +1,21 @@
-"""What a replica is doing: each rank's unit/container state, node 0's HTTP answers, the verdict.
+"""What a replica is doing: node 0's HTTP answers and the verdict over its ranks' states.
 
-Pure parsers and one pure judgement (house rule 2), tested on captured outputs in
-``tests/facts/replica/`` (``systemctl show``, ``docker inspect``, SGLang's ``/v1/models`` and
-``/server_info`` from ``../shared/fixtures/sglang-http/``). Only node 0 serves the API: other
-ranks answer health checks regardless (reference ``sglang-glm5.md`` section 2), so a replica is
-*serving* only when node 0 answers and every rank's process is up.
+Pure parsers and one pure judgement, tested on captured outputs in ``tests/facts/replica/``
+(SGLang's ``/v1/models`` and ``/server_info`` answers; each rank's ``RankState`` is parsed by
+its runtime, ``facts/rank_state.py``). Only node 0 serves the API: other ranks answer health
+checks regardless (SGLang 0.5.23 ``srt/entrypoints/engine.py:1234-1281``: ranks >= 1 start a
+dummy health-check server), so a replica is *serving* only when node 0 answers and every rank's process is up.
 """
 
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
+from glm5cluster.facts.rank_state import RankState
 from glm5cluster.facts.sglang_log import Finding, Phase, phase_of, read_log
-
-UP_STATES = ("active", "activating", "reloading")
-SHOW_PROPS = ("LoadState", "ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus",
-              "ActiveEnterTimestampMonotonic", "InactiveEnterTimestampMonotonic", "Description")
 
 
 class Verdict(StrEnum):
@@ -29,125 +24,6 @@ class Verdict(StrEnum):
     BROKEN = "broken"
     STOPPED = "stopped"
     UNKNOWN = "unknown"  # a host could not be reached
-
-
-@dataclass(frozen=True)
-class Clock:
-    """A host's clock: wall time and seconds since boot, read in the same command."""
-
-    wall: float
-    uptime: float
-
-    def wall_of_monotonic(self, usec: int) -> float | None:
-        """Wall time of a systemd ``*TimestampMonotonic`` value (0 means never)."""
-        return None if usec <= 0 else self.wall - (self.uptime - usec / 1e6)
-
-
-def parse_clock(text: str) -> Clock | None:
-    """``cat /proc/uptime; date +%s.%N`` output."""
-    lines = text.split()
-    try:
-        return Clock(wall=float(lines[2]), uptime=float(lines[0]))
-    except (IndexError, ValueError):
-        return None
-
-
-@dataclass(frozen=True)
-class RankState:
-    """One rank's process as systemd or docker reports it."""
-
-    state: str  # active | activating | deactivating | inactive | failed | absent | unreachable
-    detail: str = ""  # systemd sub-state or container status
-    since: float | None = None  # wall time the rank entered its current state
-    exit_code: int | None = None
-    signal: int | None = None
-    oom_killed: bool = False
-
-    @property
-    def up(self) -> bool:
-        return self.state in UP_STATES
-
-    def how_it_ended(self) -> str:
-        if self.oom_killed:
-            return "killed by the kernel OOM killer"
-        if self.signal:
-            try:
-                name = signal.Signals(self.signal).name
-            except ValueError:
-                name = f"signal {self.signal}"
-            return f"killed by signal {self.signal} ({name})"
-        if self.exit_code is not None:
-            return f"exited with code {self.exit_code}"
-        return self.state
-
-
-def parse_show(text: str) -> dict[str, str]:
-    """``systemctl show -p A,B,...`` output as a mapping."""
-    props: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            props[key.strip()] = value.strip()
-    return props
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or "0")
-    except ValueError:
-        return 0
-
-
-def unit_rank_state(props: Mapping[str, str], clock: Clock | None) -> RankState:
-    """A rank from its unit's ``systemctl show`` properties."""
-    if props.get("LoadState") in ("not-found", "") and props.get("ActiveState") in ("inactive", "", None):
-        return RankState("absent", "no unit")
-    active = props.get("ActiveState", "")
-    up = active in UP_STATES
-    mono = _int(props.get("ActiveEnterTimestampMonotonic" if up else "InactiveEnterTimestampMonotonic"))
-    since = clock.wall_of_monotonic(mono) if clock else None
-    code = props.get("ExecMainCode", "")  # 1 exited, 2 killed, 3 dumped (siginfo CLD_*)
-    status = _int(props.get("ExecMainStatus"))
-    exit_code = sig = None
-    if not up and code == "1":
-        exit_code = status
-    elif not up and code in ("2", "3"):
-        sig = status
-    return RankState(active, props.get("SubState", ""), since, exit_code, sig)
-
-
-def _iso(ts: str) -> float | None:
-    """Docker's RFC 3339 nano timestamps; its zero time means never."""
-    if not ts or ts.startswith("0001-"):
-        return None
-    text = ts.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def container_rank_state(result_stdout: str, exit_code: int) -> RankState:
-    """A rank from ``docker inspect --format '{{json .State}}' NAME`` (exit 1: no such container)."""
-    if exit_code != 0:
-        return RankState("absent", "no container")
-    try:
-        st = json.loads(result_stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return RankState("absent", "unreadable docker state")
-    status = str(st.get("Status", ""))
-    if st.get("Running") or status in ("running", "restarting"):
-        return RankState("active", status, _iso(str(st.get("StartedAt", ""))))
-    if status == "created":
-        return RankState("inactive", status)
-    code = int(st.get("ExitCode") or 0)
-    sig = code - 128 if code > 128 else None
-    return RankState("failed" if code else "inactive", status, _iso(str(st.get("FinishedAt", ""))),
-                     None if sig else code, sig, bool(st.get("OOMKilled")))
 
 
 # ---- node 0's HTTP answers ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Reading an SGLang rank's log: its start-up phase, and the probable cause when it failed.
 
-Pure functions over log lines (house rule 2), tested on real captured logs in
+Pure functions over log lines, tested on real captured logs in
 ``tests/facts/sglang_log/`` and on a 0.5.23-format log built from the templates. The milestones
 are matched from ``sglang_log_templates.json``: the real wheels' log templates with file:line, per
 wording family (0.5.23: ``Init parallel begin.``, ``Capture target decode CUDA graph begin.``;

@@ -1,7 +1,7 @@
 """Where things live on a lab network: one place for every address and port of the lab.
 
 Host ``node-N`` sits at ``.<HOST_OFFSET + N - 1>`` of the lab subnet (``.11``, ``.12``, ...);
-``.2``-``.9`` are reserved for the mirrors of issue 4 (apt repository, registry, package index,
+``.2``-``.9`` are reserved for the mirrors (apt repository, registry, package index,
 model hub). The mirror ports below are placeholders until the mirror host exists: the mirror
 engineer owns them and changes them here only.
 """

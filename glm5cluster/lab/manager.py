@@ -29,9 +29,10 @@ from glm5cluster.lab.files import (
     write_known_hosts,
 )
 from glm5cluster.lab.image import ensure_image
+from glm5cluster.model.inventory import GpuKind
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
-GPU_KINDS = ("H100", "H200", "B200", "MI300X", "MI325X", "MI355X")
+GPU_KINDS = tuple(k.value for k in GpuKind)  # every kind the inventory (and catalog) knows
 READY_TIMEOUT = 120.0
 
 

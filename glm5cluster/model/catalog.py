@@ -1,7 +1,8 @@
 """The hardware catalog: the seed's tp table and the cookbook's per-hardware flags.
 
-Source: ``../shared/reference/sglang-glm5.md`` section 1 (SGLang cookbook page
-``docs/cookbook/autoregressive/GLM/GLM-5.mdx`` and its command generator). Everything here is
+Source: the SGLang GLM-5 cookbook page (``docs/cookbook/autoregressive/GLM/GLM-5.mdx`` in
+the sglang repository) and its command generator. Every GPU fact the code uses is here:
+adding a kind is one row (``docs/adding-a-gpu.md``). Everything here is
 version-neutral: the SGLang flag *spellings* live in ``glm5cluster.sglang.profiles``.
 """
 
@@ -79,6 +80,17 @@ class GpuProfile:
     nvswitch_fabric_manager: bool  # HGX boards: NVSwitch, needs nvidia-fabricmanager
     open_kernel_modules_required: bool  # Blackwell only runs on the open GPU kernel modules
     architecture: str
+
+    @property
+    def min_memory_mib(self) -> int:
+        """The least total memory a healthy GPU of this kind reports, in MiB: 97% of
+        ``memory_gb`` x 1000 (nvidia-smi reports H100 80GB 81559 MiB, H200 143771, B200 183359)."""
+        return int(self.memory_gb * 970)
+
+    @property
+    def nvlink_subnet_manager(self) -> bool:
+        """Blackwell HGX boards also run the NVLink subnet manager (nvlsm) next to fabric manager."""
+        return self.nvswitch_fabric_manager and self.architecture == "blackwell"
 
     def tp_size(self, precision: Precision) -> int | None:
         return self.tp_fp8 if precision is Precision.FP8 else self.tp_bf16

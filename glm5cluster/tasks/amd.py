@@ -9,7 +9,6 @@ from typing import Any
 
 from glm5cluster.commands import Command, Shell
 from glm5cluster.facts.packages import StackFact, StackState
-from glm5cluster.model.inventory import Runtime
 from glm5cluster.tasks import gpu_stack as gs
 from glm5cluster.tasks.base import Change, Fail, HostContext, NoOp, Outcome, Params, Skip, Task
 
@@ -40,9 +39,9 @@ def installer_url(st: StackState, version: str, mirror: str | None) -> str | Non
     return f"{mirror.rstrip('/')}/{name}" if mirror else f"{RADEON}/{rel}/ubuntu/{st.codename}/{name}"
 
 
-def wanted_packages(runtime: Runtime) -> list[str]:
-    # docker: the host needs only the kernel driver ("--usecase=dkms"); the image has ROCm.
-    return ["amdgpu-dkms"] if runtime == Runtime.DOCKER else ["amdgpu-dkms", "rocm"]
+def wanted_packages(host_gpu_userspace: bool) -> list[str]:
+    # a container brings ROCm in its image: the host needs only the kernel driver ("--usecase=dkms")
+    return ["amdgpu-dkms", "rocm"] if host_gpu_userspace else ["amdgpu-dkms"]
 
 
 class AmdRocm(Task[AmdParams]):
@@ -59,7 +58,7 @@ class AmdRocm(Task[AmdParams]):
         spec = gs.stack_of(ctx)
         version = params.rocm_version or spec.amd.rocm_version
         user = params.user or ctx.node.ssh.user
-        pkgs = wanted_packages(gs.runtime_of(ctx))
+        pkgs = wanted_packages(gs.runtime_of(ctx).host_gpu_userspace)
         missing = [p for p in pkgs if not st.has(p)]
         if "rocm" in pkgs and st.has("rocm") and not st.packages["rocm"].split(":")[-1].startswith(version):
             missing.append("rocm")  # another ROCm release is installed

@@ -1,4 +1,4 @@
-"""What a task is (house rule 1): pure; no connection, no sleep, no print.
+"""What a task is: pure; no connection, no sleep, no print.
 
 A task declares the facts it needs for its parameters and host context; the engine gathers
 them (re-read right before the step), calls ``plan`` and applies the returned commands.
@@ -7,13 +7,16 @@ them (re-read right before the step), calls ``plan`` and applies the returned co
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from glm5cluster.commands import Command
+from glm5cluster.errors import GlmError
 from glm5cluster.facts.base import Fact
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.model.nodes import Node
 
 
 class Params(BaseModel):
@@ -63,16 +66,19 @@ Outcome = Change | NoOp | Skip | Fail
 class HostContext:
     """Everything a task may read about the host it plans for. Built by the engine.
 
-    ``node`` is a ``model.nodes.Node``; ``inventory`` the ``model.inventory.Inventory``;
-    ``deployment`` the computed deployment for this node (topology rank, rendered args), or None
-    for plain playbooks. Typed as Any here to keep ``tasks`` importable from every layer above.
+    ``inventory`` is None for a playbook run without one (engine tests, ``run`` with plain tasks).
     """
 
-    node: Any
-    inventory: Any = None
-    deployment: Any = None
+    node: Node
+    inventory: Inventory | None = None
     check: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def inv(self) -> Inventory:
+        """The inventory, for tasks that cannot plan without one."""
+        if self.inventory is None:
+            raise GlmError("this task needs an inventory", hint="run it through `glm5cluster up`/`run INV`")
+        return self.inventory
 
 
 class Task(Generic[P]):

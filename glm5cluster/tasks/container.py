@@ -9,7 +9,6 @@ from typing import Any
 
 from glm5cluster.commands import Command, Shell, Upload
 from glm5cluster.facts.packages import StackFact, StackState
-from glm5cluster.model.inventory import Runtime
 from glm5cluster.tasks import gpu_stack as gs
 from glm5cluster.tasks import trust
 from glm5cluster.tasks.base import Change, Fail, HostContext, NoOp, Outcome, Params, Skip, Task
@@ -62,8 +61,9 @@ class DockerEngine(Task[ContainerParams]):
         return {"stack": StackFact()}
 
     def plan(self, params: ContainerParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
-        if gs.runtime_of(ctx) != Runtime.DOCKER:
-            return Skip("serving.runtime is venv: no container engine needed")
+        rt = gs.runtime_of(ctx)
+        if not rt.needs_container_engine:
+            return Skip(f"serving.runtime is {rt.mode}: no container engine needed")
         st: StackState = facts["stack"]
         daemon = daemon_json_change(st, gs.stack_of(ctx).insecure_registries)
         if st.docker and st.active("docker") and daemon is None:
@@ -133,8 +133,9 @@ class NvidiaContainerToolkit(Task[ContainerParams]):
     def plan(self, params: ContainerParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
         if gs.vendor_of(ctx) != "nvidia":
             return Skip("not an NVIDIA host")
-        if gs.runtime_of(ctx) != Runtime.DOCKER:
-            return Skip("serving.runtime is venv: no container toolkit needed")
+        rt = gs.runtime_of(ctx)
+        if not rt.needs_container_engine:
+            return Skip(f"serving.runtime is {rt.mode}: no container toolkit needed")
         st: StackState = facts["stack"]
         version = gs.stack_of(ctx).nvidia.container_toolkit_version
         installed = st.packages.get("nvidia-container-toolkit")

@@ -10,7 +10,9 @@ from typing import Any
 
 from glm5cluster.commands import Shell
 from glm5cluster.facts.packages import StackState
-from glm5cluster.model.inventory import GpuKind, Runtime, StackSpec
+from glm5cluster.model.catalog import GpuProfile, gpu_profile
+from glm5cluster.model.inventory import ServeSpec, StackSpec
+from glm5cluster.runtime import Runtime, UnitRuntime, for_inventory
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "a"}
 
@@ -21,21 +23,23 @@ def stack_of(ctx: Any) -> StackSpec:
 
 
 def runtime_of(ctx: Any) -> Runtime:
+    """The runtime the inventory serves with (a plain playbook without one: the venv's default)."""
     inv = getattr(ctx, "inventory", None)
-    return inv.serving.runtime if inv is not None else Runtime.VENV
+    return for_inventory(inv) if inv is not None else UnitRuntime(ServeSpec.model_validate({}).venv_path)
+
+
+def profile_of(ctx: Any) -> GpuProfile:
+    """The catalog's facts about this node's GPU kind (vendor, memory, NVSwitch, open modules)."""
+    return gpu_profile(ctx.node.gpu_kind)
 
 
 def vendor_of(ctx: Any) -> str:
-    kind: GpuKind = ctx.node.gpu_kind
-    return kind.vendor
-
-
-def is_blackwell(kind: GpuKind) -> bool:
-    return kind == GpuKind.B200
+    return profile_of(ctx).vendor
 
 
 def has_nvswitch(ctx: Any, st: StackState) -> bool:
-    """NVSwitch board: detected (/proc nvswitch devices, SW_MNG VPD) or an 8-GPU HGX part.
+    """NVSwitch board: detected (/proc nvswitch devices, SW_MNG VPD) or an 8-GPU board of a kind
+    the catalog marks ``nvswitch_fabric_manager`` (HGX).
 
     A ``nvswitch: "false"`` / ``"true"`` node label overrides the inference (PCIe boards).
     """
@@ -44,7 +48,7 @@ def has_nvswitch(ctx: Any, st: StackState) -> bool:
         return label.lower() in ("true", "yes", "1")
     if st.nvswitch or st.sw_mng:
         return True
-    return ctx.node.gpu_kind in (GpuKind.H100, GpuKind.H200, GpuKind.B200) and ctx.node.gpu_count == 8
+    return profile_of(ctx).nvswitch_fabric_manager and ctx.node.gpu_count == 8
 
 
 def upstream(version: str) -> str:

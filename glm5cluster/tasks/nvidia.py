@@ -168,7 +168,7 @@ class NvidiaDriver(Task[StackParams]):
         st: StackState = facts["stack"]
         br = branch(params, ctx)
         open_modules = use_open(ctx)
-        if gs.is_blackwell(ctx.node.gpu_kind) and not open_modules:
+        if gs.profile_of(ctx).open_kernel_modules_required and not open_modules:
             return Fail(f"{ctx.node.gpu_kind.value} needs the open kernel modules",
                         "drop stack.nvidia.open_kernel_modules: false (Blackwell runs only open modules)")
         if st.family == "unknown" or cuda_distro(st) is None:
@@ -289,7 +289,7 @@ class FabricManager(Task[StackParams]):
             cmds += gs.hold(replace(st, held=frozenset()), pinned)
         elif any(p not in st.held for p in pinned):
             cmds += gs.hold(st, pinned)
-        if gs.is_blackwell(ctx.node.gpu_kind):
+        if gs.profile_of(ctx).nvlink_subnet_manager:
             nv = [p for p in ("nvlsm", "infiniband-diags") if not st.has(p)]
             if nv:
                 cmds.append(gs.install(st, nv, "install NVLink subnet manager"))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from glm5cluster.facts.gpu_types import GpuState
 from glm5cluster.facts.network import Interfaces
-from glm5cluster.facts.serving import PortHolder, RankState, WeightsStamp
+from glm5cluster.facts.serving import PortHolder, WeightsStamp
+from glm5cluster.runtime.survey import Survey
 
 MIN_SHM = 1 << 30  # below this a venv runtime's NCCL shared-memory transport is likely to fail
 
@@ -46,27 +47,31 @@ def check_interface(host: str, address: str, interface: str | None, ifaces: Inte
     return out
 
 
-def is_ours(holder: PortHolder, own: RankState | None, target: str) -> bool:
-    """Held by this replica's own unit (cgroup names the unit) or container (cgroup holds its id)."""
-    if own is None or not own.running:
-        return False
-    if target.endswith(".service"):
-        return target in holder.cgroup
-    return bool(own.identity) and own.identity in holder.cgroup
-
-
-def check_ports(host: str, ports: Sequence[int], holders: Sequence[PortHolder], own: RankState | None,
-                target: str) -> list[Problem]:
+def check_ports(host: str, ports: Sequence[int], holders: Sequence[PortHolder], ours: Survey | None) -> list[Problem]:
+    """Each port free, or held by a service of this cluster (whichever runtime or replica index
+    started it: the launch replaces it)."""
     out = []
     for port in ports:
         for h in holders:
-            if h.port == port and not is_ours(h, own, target):
+            if h.port == port and (ours is None or ours.owner_of(h.cgroup) is None):
                 who = f"{h.process} (pid {h.pid})" if h.pid else "another process"
                 out.append(Problem(host, f"TCP port {port} is already in use by {who}",
                                    f"stop it, or pick other serving.http_port / serving.dist_init_port "
                                    f"(ss -ltnp 'sport = :{port}' on {host})"))
                 break
     return out
+
+
+def port_notes(ports: Sequence[int], holders: Sequence[PortHolder], ours: Survey | None) -> list[str]:
+    """Ports held by this cluster's own services (fine: the launch replaces them)."""
+    notes = []
+    for port in ports:
+        for h in holders:
+            owner = ours.owner_of(h.cgroup) if ours is not None and h.port == port else None
+            if owner is not None:
+                notes.append(f"port {port} held by this cluster's {owner.name}")
+                break
+    return notes
 
 
 def check_gpu_parity(hosts: Sequence[str], states: Mapping[str, GpuState | None], kind: str,
@@ -98,15 +103,17 @@ def check_gpu_parity(hosts: Sequence[str], states: Mapping[str, GpuState | None]
     return out
 
 
-def check_runtime_parity(hosts: Sequence[str], versions: Mapping[str, str], runtime: str,
-                         want_version: str, image: str) -> list[Problem]:
+def check_runtime_parity(hosts: Sequence[str], versions: Mapping[str, str], want_version: str,
+                         image: str | None) -> list[Problem]:
+    """``versions``: what the runtime found per host (the image id when the runtime runs an
+    ``image``, else the SGLang version in the venv)."""
     out = []
     for host in hosts:
         v = versions.get(host, "")
         if not v:
-            what = f"image {image} is not present" if runtime == "docker" else "sglang is not installed in the venv"
+            what = f"image {image} is not present" if image else "sglang is not installed in the venv"
             out.append(Problem(host, what, "run the SGLang runtime step (glm5cluster up) on this host"))
-        elif runtime != "docker" and v != want_version:
+        elif not image and v != want_version:
             out.append(Problem(host, f"sglang {v} installed, the inventory pins {want_version}",
                                "re-run `glm5cluster up` to install the pinned version"))
     present = {h: v for h, v in versions.items() if v and h in hosts}
@@ -150,14 +157,15 @@ def check_weights(hosts: Sequence[str], stamps: Mapping[str, WeightsStamp], repo
     return out
 
 
-def check_shm(host: str, runtime: str, shm_size: int | None,
+def check_shm(host: str, host_shm: bool, shm_size: int | None,
               memlock_unlimited: bool = True) -> tuple[list[Problem], str]:
-    """(problems, note). Docker runs with --ipc host --shm-size, so only the venv runtime
-    depends on the host's /dev/shm; memlock is unlimited through the unit or --ulimit unless
-    ``serving.memlock_unlimited`` is false (nested-container sites; then RDMA is unavailable)."""
+    """(problems, note). A container runs with --ipc host --shm-size, so only a runtime with
+    ``host_shm`` depends on the host's /dev/shm; memlock is unlimited through the unit or
+    --ulimit unless ``serving.memlock_unlimited`` is false (nested-container sites; then RDMA
+    is unavailable)."""
     memlock = ("warning: memlock left at the host's limit (serving.memlock_unlimited false): no RDMA"
                if not memlock_unlimited else "")
-    if runtime == "docker":
+    if not host_shm:
         return [], "shm via --ipc host/--shm-size, " + (memlock or "memlock via --ulimit memlock=-1")
     note = memlock or "memlock unlimited via the unit (LimitMEMLOCK=infinity)"
     if shm_size is None:  # not measurable (df failed): say so, do not block

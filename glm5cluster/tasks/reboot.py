@@ -7,17 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from glm5cluster.facts.packages import StackFact, StackState
-from glm5cluster.model.inventory import GpuKind
 from glm5cluster.tasks import gpu_stack as gs
 from glm5cluster.tasks.base import Fail, HostContext, NoOp, Outcome, Params, Skip, Task
 from glm5cluster.tasks.nvidia import installed_driver_version
-
-# (name substring, minimum MiB per GPU): H100 80GB HBM3 = 81559, H200 = 143771, B200 = 183359.
-GPU_SPECS: dict[GpuKind, tuple[str, int]] = {
-    GpuKind.H100: ("H100", 79000),
-    GpuKind.H200: ("H200", 139000),
-    GpuKind.B200: ("B200", 178000),
-}
 
 
 def loaded_driver(st: StackState) -> str | None:
@@ -47,7 +39,8 @@ def health_problems(st: StackState, ctx: Any, branch: str) -> list[str]:
     """Everything wrong with a host's GPU stack after install (empty = verified)."""
     node = ctx.node
     out: list[str] = []
-    if node.gpu_kind.vendor == "amd":
+    profile = gs.profile_of(ctx)
+    if profile.vendor == "amd":
         if not st.amd_kfd:
             out.append("/dev/kfd missing (amdgpu not loaded)")
         if st.amd_agents and st.amd_agents != node.gpu_count:
@@ -57,7 +50,7 @@ def health_problems(st: StackState, ctx: Any, branch: str) -> list[str]:
         return ["nvidia-smi: Driver/library version mismatch (reboot needed)"]
     if not st.smi_ok:
         return ["nvidia-smi lists no GPUs"]
-    name, min_mib = GPU_SPECS.get(node.gpu_kind, ("", 0))
+    name, min_mib = node.gpu_kind.value, profile.min_memory_mib
     if len(st.gpus) != node.gpu_count:
         out.append(f"{len(st.gpus)} GPUs found, inventory says {node.gpu_count} x {node.gpu_kind.value}")
     wrong = sorted({g.name for g in st.gpus if name not in g.name})
@@ -72,8 +65,8 @@ def health_problems(st: StackState, ctx: Any, branch: str) -> list[str]:
         out.append(f"loaded driver {loaded} != installed {installed} (reboot needed)")
     if loaded and not loaded.startswith(f"{branch}."):
         out.append(f"driver {loaded} is not branch {branch}")
-    if node.gpu_kind == GpuKind.B200 and st.loaded_open is False:
-        out.append("proprietary kernel modules loaded on Blackwell (needs the open modules)")
+    if profile.open_kernel_modules_required and st.loaded_open is False:
+        out.append(f"proprietary kernel modules loaded on {node.gpu_kind.value} (needs the open modules)")
     if not all(g.persistence for g in st.gpus):
         out.append("persistence mode is Disabled on some GPUs")
     if gs.has_nvswitch(ctx, st) and not st.active("nvidia-fabricmanager"):

@@ -1,4 +1,4 @@
-"""Every task a playbook may name, listed explicitly (house rule 12: no discovery, no globals).
+"""Every task a playbook may name, listed explicitly (no discovery, no globals).
 
 Other modules' tasks are added here by import, one line each.
 """
@@ -29,7 +29,7 @@ TASKS: Mapping[str, Task[Any]] = {
     "directory": DirectoryTask(),
     "systemd_unit": SystemdUnitTask(),
     "disk_free": DiskFreeTask(),
-    # GPU stack, SGLang runtime, weights tools (issue 4); gpu.reboot, sglang.flagcheck and
+    # GPU stack, SGLang runtime, weights tools; gpu.reboot, sglang.flagcheck and
     # weights.stage are procedures (engine/procedures/__init__.py).
     "gpu.docker_engine": DockerEngine(),
     "gpu.nvidia_driver": NvidiaDriver(),
@@ -58,4 +58,3 @@ def check_params(task_name: str, raw: Mapping[str, Any]) -> Params:
     Raises ``KeyError`` for an unknown task and ``pydantic.ValidationError`` for bad parameters
     (unknown keys included: every ``Params`` forbids extras)."""
     return get(task_name).Params.model_validate(dict(raw))
-REGISTRY = TASKS  # the name engine/playbook.py also accepts

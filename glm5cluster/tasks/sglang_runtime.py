@@ -13,7 +13,9 @@ from typing import Any
 
 from glm5cluster.commands import Command, CommandResult, Shell, Upload
 from glm5cluster.facts.base import Fact
-from glm5cluster.model.inventory import Runtime
+from glm5cluster.model.catalog import GpuProfile, gpu_profile
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.runtime import for_inventory
 from glm5cluster.tasks.base import Change, HostContext, NoOp, Outcome, Params, Skip, Task
 from glm5cluster.tasks.weights import pip_index_args
 
@@ -66,8 +68,11 @@ print(json.dumps(out))
 """
 
 
-def default_image(inventory: Any) -> str:
-    return inventory.serving.image or f"lmsysorg/sglang:v{inventory.serving.sglang_version}"
+def node_image(ctx: HostContext) -> str | None:
+    """The image this node's runtime runs (None: the runtime runs no image). The rule is the
+    runtime's (``runtime.container.ContainerRuntime.image``), so the image pulled here is the
+    image the launch runs."""
+    return for_inventory(ctx.inv).image(gpu_profile(ctx.node.gpu_kind))
 
 
 def pull_ref(image: str, mirror: str | None) -> str:
@@ -140,13 +145,14 @@ class SglangImage(Task[RuntimeParams]):
     Params = RuntimeParams
 
     def facts(self, params: RuntimeParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
-        return {"image": ImageFact(default_image(ctx.inventory))}
+        image = node_image(ctx)
+        return {"image": ImageFact(image)} if image else {}
 
     def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
-        inv = ctx.inventory
-        if inv.serving.runtime != Runtime.DOCKER:
-            return Skip("serving.runtime is venv")
-        image = default_image(inv)
+        inv = ctx.inv
+        image = node_image(ctx)
+        if image is None:
+            return Skip(f"serving.runtime is {inv.serving.runtime.value}: no image")
         st: ImageState = facts["image"]
         archive = inv.serving.image_archive
         if archive:
@@ -201,12 +207,13 @@ class SglangVenv(Task[RuntimeParams]):
     Params = RuntimeParams
 
     def facts(self, params: RuntimeParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
-        return {"venv": VenvFact(ctx.inventory.serving.venv_path)}
+        venv = for_inventory(ctx.inv).venv()
+        return {"venv": VenvFact(venv)} if venv else {}
 
     def plan(self, params: RuntimeParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
-        serving = ctx.inventory.serving
-        if serving.runtime != Runtime.VENV:
-            return Skip("serving.runtime is docker")
+        serving = ctx.inv.serving
+        if for_inventory(ctx.inv).venv() is None:
+            return Skip(f"serving.runtime is {serving.runtime.value}: no venv")
         st: VenvState = facts["venv"]
         if st.sglang == serving.sglang_version:
             return NoOp(f"sglang {st.sglang} installed in {serving.venv_path}")
@@ -220,15 +227,13 @@ class SglangVenv(Task[RuntimeParams]):
         return Change(cmds, f"install sglang {serving.sglang_version} into {serving.venv_path}{was}")
 
 
-def flagcheck_command(inventory: Any, argv: list[str]) -> Shell:
-    """The command that parses ``argv`` with the installed SGLang (argv travels on stdin)."""
-    serving = inventory.serving
-    if serving.runtime == Runtime.DOCKER:
-        run = ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", "python3",
-               default_image(inventory), "-c", FLAGCHECK_SNIPPET]
-        return Shell.cmd(*run, sudo=True, stdin=json.dumps(argv), timeout=600, description="check launch flags (image parser)")
-    return Shell.cmd(f"{serving.venv_path}/bin/python", "-c", FLAGCHECK_SNIPPET, stdin=json.dumps(argv),
-                     timeout=600, description="check launch flags (installed parser)")
+def flagcheck_command(inventory: Inventory, gpu: GpuProfile, argv: list[str]) -> Shell:
+    """The command that parses ``argv`` with the installed SGLang (argv travels on stdin), run
+    by the inventory's runtime (the venv's python, or the image's)."""
+    rt = for_inventory(inventory)
+    run = rt.python_once(rt.image(gpu))
+    return Shell.cmd(*run, "-c", FLAGCHECK_SNIPPET, sudo=True, stdin=json.dumps(argv), timeout=600,
+                     description="check launch flags (installed parser)")
 
 
 def flagcheck_verdict(result: CommandResult, host: str) -> tuple[bool, str, str]:

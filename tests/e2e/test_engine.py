@@ -1,4 +1,4 @@
-"""The engine over real SSH against the rehearsal lab (issue 3, "Must show").
+"""The engine over real SSH against the rehearsal lab.
 
 Own lab name and subnet so this module runs beside the others.
 """

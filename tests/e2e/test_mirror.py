@@ -1,4 +1,4 @@
-"""The lab mirror (issue 4): real apt/dpkg, pip, docker pull and huggingface_hub against the
+"""The lab mirror: real apt/dpkg, pip, docker pull and huggingface_hub against the
 mirror host, from lab hosts that have no other package source (an air-gapped site)."""
 
 from __future__ import annotations

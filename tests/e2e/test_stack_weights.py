@@ -1,4 +1,4 @@
-"""Lab e2e for the GPU stack, the SGLang runtimes and the weights (issue 4, Must show).
+"""Lab e2e for the GPU stack, the SGLang runtimes and the weights.
 
 One lab of 4 H200 hosts + the mirror (apt repository of stand-in packages, registry, package
 index, model hub requiring a token). node-1 has no driver at all; node-2 runs the driver the

@@ -12,6 +12,10 @@ cluster brought up by the real `glm5cluster up INV --yes` (see ``up_helpers``):
   (both runtimes); the dist-init port blocked between the hosts (preflight, before launch); a
   shard missing on one node (before launch: refused for a `path` source, refetched alone from
   a peer for a `hub` source);
+- a cluster switched from docker to venv is reported serving (by its container) and `up`
+  replaces the container with the unit; after a GPU-count change the old rank-1 unit on what is
+  now another replica's head is the cluster's own (not a foreign port holder) and `down` removes
+  it;
 - `down` leaves no unit, container or process of the cluster and leaves the other cluster
   serving; a second `down` changes nothing; `up` after `down` serves again.
 
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e import up_helpers as U
 
@@ -175,6 +180,48 @@ def test_missing_shard_is_caught_before_launch(lab: Any) -> None:
     assert rc == 0, out
     assert re.search(r"node-2: changed: fetched 1 files .* from (peer node-1|hub)", out), out
     U.serving_ok(out, f"{HEAD}:30000")
+
+
+SWITCH = ("up2-sw", "docker", 30200, 20200)
+
+
+def test_ranks_are_found_whatever_runtime_or_topology_started_them(lab: Any) -> None:
+    """Switch a serving docker cluster to venv, then change the GPU count: status, preflight,
+    launch and down still treat the cluster's own ranks as its own."""
+    docker = inv(lab, SWITCH)
+    rc, out, _ = U.up(docker, lab.pb)
+    assert rc == 0, out
+    venv = inv(lab, ("up2-sw", "venv", 30200, 20200), tag="venv")
+    _, doc = U.status(venv)  # the container serves: not "not deployed"
+    rep = doc["replicas"][0]
+    assert rep["verdict"] == "serving", rep
+    assert [r["target"] for r in rep["ranks"]] == ["glm5-up2-sw-r0", "glm5-up2-sw-r0"]
+    assert all("started by the docker runtime" in (r["note"] or "") for r in rep["ranks"]), rep
+    rc, out, _ = U.up(venv, lab.pb, "--check", "-v")
+    assert "in use by" not in out and "port 30200 held by this cluster's glm5-up2-sw-r0" in out, out
+    assert "started by the docker runtime; the inventory says venv" in out, out
+    rc, out, _ = U.up(venv, lab.pb)  # the container goes, the unit serves
+    assert rc == 0, out
+    U.serving_ok(out, f"{HEAD}:30200")
+    for host in lab.hosts:
+        assert lab.exec(host, "docker ps -aq --filter name=glm5-up2-sw-r0")[1].strip() == ""
+    assert all(ids(lab, ("up2-sw", "venv", 30200, 20200)).values())
+    # 16 GPUs per host: one node per replica, node-2 becomes replica 1's head while replica 0's
+    # rank-1 unit still serves there
+    doc = yaml.safe_load(venv.read_text())
+    doc["cluster"]["gpu"]["count"] = 16
+    wide = Path(lab.tmp) / "up2-sw-16.yaml"
+    wide.write_text(yaml.safe_dump(doc, sort_keys=False))
+    rc, out, _ = U.up(wide, lab.pb, "--check", "-v")
+    assert "in use by" not in out and "port 30200 held by this cluster's glm5-up2-sw-r0.service" in out, out
+    _, doc = U.status(wide)
+    rep1 = doc["replicas"][1]
+    assert rep1["ranks"][0]["host"] == "node-2" and rep1["verdict"] == "broken", rep1
+    assert rep1["ranks"][0]["others"] == [{"name": "glm5-up2-sw-r0.service", "state": "active", "runtime": "venv"}]
+    assert "glm5-up2-sw-r0.service on node-2 (active)" in rep1["reason"]
+    rc, out, _ = U.cli("down", str(wide))
+    assert rc == 0, out
+    assert U.leftovers(lab, "up2-sw", 30200) == []
 
 
 def test_down_leaves_nothing_and_the_other_cluster_serving(lab: Any) -> None:

@@ -37,14 +37,14 @@ class SetParams(Params):
 
 
 class SetValue(Task[SetParams]):
-    """Ensure <root>/<host>/<key> holds <value>. ``ctx.extra['root']`` is the state root."""
+    """Ensure <root>/<host>/<key> holds <value>. The node's ``state_root`` label is the state root."""
 
     name = "set_value"
     Params = SetParams
     privileged = False
 
     def _path(self, params: SetParams, ctx: HostContext) -> str:
-        return f"{ctx.extra['root']}/{ctx.node.name}/{params.key}"
+        return f"{ctx.node.labels['state_root']}/{ctx.node.name}/{params.key}"
 
     def facts(self, params: SetParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
         return {"current": FileContent(self._path(params, ctx))}

@@ -216,6 +216,7 @@ def test_fan_out_lets_an_interrupt_escape_and_keeps_failures_as_values() -> None
 def test_logs_follow_exits_130_on_ctrl_c_even_when_a_stream_failed() -> None:
     from glm5cluster.cli.logs_cmd import Target, _follow
     from glm5cluster.errors import TransportError
+    from glm5cluster.runtime import UnitRuntime
 
     started = threading.Semaphore(0)
 
@@ -232,6 +233,7 @@ def test_logs_follow_exits_130_on_ctrl_c_even_when_a_stream_failed() -> None:
     pool = ConnectionPool(nodes, factory=lambda n: Streaming(n.name))
     lines: list[str] = []
     ctrl_c_when(started, 1)
-    code = _follow(pool, [Target("n1", 0, 0, "u", False), Target("n2", 0, 1, "u", False)], 10, None, lines.append)
+    rt = UnitRuntime("/opt/venv")
+    code = _follow(pool, [Target("n1", 0, 0, "u", rt), Target("n2", 0, 1, "u", rt)], 10, None, lines.append)
     assert code == 130
     assert lines and "hello" in lines[0]

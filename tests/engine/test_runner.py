@@ -35,7 +35,8 @@ class Env:
     def __init__(self, tmp: Path, hosts: list[str], groups: dict[str, tuple[str, ...]] | None = None,
                  labels: dict[str, dict[str, str]] | None = None) -> None:
         self.root = tmp / "state"
-        self.nodes = [node(h, (groups or {}).get(h, ()), (labels or {}).get(h)) for h in hosts]
+        self.nodes = [node(h, (groups or {}).get(h, ()), {**(labels or {}).get(h, {}), "state_root": str(self.root)})
+                      for h in hosts]
         self.conns: dict[str, FakeConnection] = {h: local_fake(h) for h in hosts}
         self.events = EventRecorder()
         self.logs = tmp / "runs"
@@ -48,7 +49,7 @@ class Env:
         log = RunLog(pb.name, base=str(self.logs))
 
         def ctx(n: Any, check: bool) -> HostContext:
-            return HostContext(node=n, check=check, extra={"root": str(self.root)})
+            return HostContext(node=n, check=check)
 
         with self.pool() as pool:
             report = run_playbook(pb, None, self.nodes, pool, RunOptions(**opts), self.events,

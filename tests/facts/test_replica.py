@@ -1,4 +1,5 @@
-"""facts.replica: rank states from systemd/docker, node 0's HTTP answers, and the verdict.
+"""facts.replica and facts.rank_state: rank states from systemd/docker, node 0's HTTP answers,
+and the verdict.
 
 Data: ``replica/`` holds SGLang answers copied from ``../shared/fixtures/sglang-http/`` (see
 SOURCES.md there) and ``systemctl show`` / ``docker inspect`` outputs captured from the lab's
@@ -11,21 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from glm5cluster.facts.replica import (
+from glm5cluster.facts.rank_state import (
     Clock,
+    RankState,
+    container_state,
+    parse_clock,
+    parse_props,
+    unit_state,
+)
+from glm5cluster.facts.replica import (
     HeadProbe,
     HttpReply,
-    RankState,
     RankView,
     Verdict,
-    container_rank_state,
     judge,
     model_ids,
-    parse_clock,
     parse_http,
-    parse_show,
     server_version,
-    unit_rank_state,
 )
 
 HERE = Path(__file__).parent
@@ -61,23 +64,25 @@ def test_parse_http_body_and_code() -> None:
 def test_systemd_states_captured_from_the_lab() -> None:
     clock = parse_clock(read("clock.txt"))
     assert clock is not None
-    up = unit_rank_state(parse_show(read("systemctl-show_active.txt")), clock)
+    up = unit_state(parse_props(read("systemctl-show_active.txt")), clock)
     assert up.state == "active" and up.up and up.since is not None and up.since < clock.wall
-    killed = unit_rank_state(parse_show(read("systemctl-show_failed-sigkill.txt")), clock)
+    killed = unit_state(parse_props(read("systemctl-show_failed-sigkill.txt")), clock)
     assert killed.state == "failed" and killed.signal == 9 and killed.exit_code is None
     assert killed.how_it_ended() == "killed by signal 9 (SIGKILL)"
-    crashed = unit_rank_state(parse_show(read("systemctl-show_failed-exit1.txt")), clock)
+    crashed = unit_state(parse_props(read("systemctl-show_failed-exit1.txt")), clock)
     assert crashed.state == "failed" and crashed.exit_code == 1
-    gone = unit_rank_state(parse_show(read("systemctl-show_not-found.txt")), clock)
+    gone = unit_state(parse_props(read("systemctl-show_not-found.txt")), clock)
     assert gone.state == "absent"
 
 
 def test_docker_states_captured_from_the_lab() -> None:
-    running = container_rank_state(read("docker-inspect-state_running.json"), 0)
+    running = container_state(read("docker-inspect-state_running.json"))
     assert running.state == "active" and running.since is not None
-    killed = container_rank_state(read("docker-inspect-state_killed.json"), 0)
-    assert killed.state == "failed" and killed.signal == 9
-    assert container_rank_state("", 1).state == "absent"
+    killed = container_state(read("docker-inspect-state_killed.json"))
+    assert killed.state == "failed" and killed.signal == 9 and killed.exit_code is None
+    assert killed.exited_at is not None and killed.started_at is not None
+    assert 17 < killed.exited_at - killed.started_at < 18  # 21:54:33.86 -> 21:54:51.41
+    assert container_state("", found=False).state == "absent"
 
 
 def test_clock_maps_monotonic_to_wall_time() -> None:

@@ -1,4 +1,4 @@
-"""The import-layering rule of reference/architecture.md, section 2, enforced with ast."""
+"""The import-layering rule of docs/DESIGN.md ("Layers"), enforced with ast (relative imports too)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ ALLOWED: dict[str, set[str]] = {
     "sglang": {"model", "topology", "errors"},
     "render": {"model", "topology", "sglang", "errors", "commands"},
     "facts": {"commands", "errors", "model"},
-    "tasks": {"errors", "commands", "model", "topology", "sglang", "render", "facts"},
+    "runtime": {"errors", "commands", "model", "topology", "sglang", "render", "facts"},
+    "tasks": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "runtime"},
     "connect": {"commands", "model", "errors"},
-    "bench": {"errors", "commands", "model", "topology", "render", "connect"},
-    "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks", "connect",
-               "bench"},
+    "bench": {"errors", "commands", "model", "topology", "render", "runtime", "connect"},
+    "engine": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "runtime", "tasks",
+               "connect", "bench"},
     "lab": {"errors", "commands", "model", "connect"},
-    "cli": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "tasks",
+    "cli": {"errors", "commands", "model", "topology", "sglang", "render", "facts", "runtime", "tasks",
             "connect", "engine", "lab", "bench"},
 }
 # redact (one masking function for everything printed) imports nothing and every layer may use it
@@ -48,14 +49,22 @@ def layer_of(path: Path) -> str:
     return head[:-3] if head.endswith(".py") else head
 
 
-def imports_of(path: Path) -> list[tuple[int, str]]:
+def imports_of(path: Path, pkg: Path = PKG) -> list[tuple[int, str]]:
+    """(line, absolute module) of every import; relative ones resolved against the file's package."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            package = [pkg.name, *path.relative_to(pkg).parts[:-1]]
+            base = package[: len(package) - (node.level - 1)]
+            if node.module:
+                found.append((node.lineno, ".".join([*base, node.module])))
+            else:  # from .. import x: each name may be a module
+                found += [(node.lineno, ".".join([*base, a.name])) for a in node.names]
     return found
 
 
@@ -88,6 +97,16 @@ def test_no_lower_layer_imports_a_higher_one() -> None:
 def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("import paramiko\nfrom glm5cluster.cli import main\n")
-    mods = [m for _, m in imports_of(sample)]
+    mods = [m for _, m in imports_of(sample, tmp_path)]
     assert mods == ["paramiko", "glm5cluster.cli"]
     assert "cli" not in ALLOWED["tasks"] and "tasks" not in RESTRICTED_THIRD_PARTY["paramiko"]
+
+
+def test_relative_imports_are_resolved(tmp_path: Path) -> None:
+    pkg = tmp_path / "glm5cluster"
+    (pkg / "facts").mkdir(parents=True)
+    sample = pkg / "facts" / "x.py"
+    sample.write_text("from ..cli import main\nfrom . import base\nfrom .. import engine\nfrom .y import z\n")
+    mods = [m for _, m in imports_of(sample, pkg)]
+    assert mods == ["glm5cluster.cli", "glm5cluster.facts.base", "glm5cluster.engine", "glm5cluster.facts.y"]
+    assert "cli" not in ALLOWED["facts"] and "engine" not in ALLOWED["facts"]

@@ -20,7 +20,7 @@ from glm5cluster.engine.report import RunReport, Status, StepReport, StepResult
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.facts.log_lines import LogLine
 from glm5cluster.facts.sections import section_script
-from glm5cluster.model.inventory import Runtime
+from glm5cluster.runtime import UnitRuntime
 
 KEY = "sk-wiring-0123456789"
 # what SGLang 0.5.23 logs at start (sglang/srt/entrypoints/engine.py:311, a dict of resolved args)
@@ -44,15 +44,19 @@ def clean() -> Iterator[None]:
 
 
 def test_logs_lines_are_masked() -> None:
-    got = render(Target("node-1", 0, 0, "glm5-lab-r0", False), LogLine(None, LINE), 10)
+    got = render(Target("node-1", 0, 0, "glm5-lab-r0", UnitRuntime("/v")), LogLine(None, LINE), 10)
     assert KEY not in got and "'api_key': '***'" in got
 
 
-def test_status_log_tail_is_masked() -> None:
-    script = section_script([("clock", "echo 1700000000.0 1000.0"), ("unit", "true"),
-                             ("log", f"printf '%s\\n' \"{LINE}\"")])
+def test_status_log_tail_is_masked(tmp_path: Path) -> None:
+    f = tmp_path / "inv.yaml"
+    f.write_text(INV)
+    checked = load_and_check(f)
+    script = section_script([("state-unit", "printf 'LoadState=loaded\\nActiveState=active\\n'"),
+                             ("log-unit", f"printf '%s\\n' \"{LINE}\""), ("state-container", "true")])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
-    r = parse_rank(CommandResult("status", 0, out.stdout, out.stderr), Runtime.VENV, is_head=False)
+    r = parse_rank(CommandResult("status", 0, out.stdout, out.stderr), checked.loaded.inventory,
+                   checked.topology.replicas[0], is_head=False)
     assert r.log and KEY not in "\n".join(r.log) and "'api_key': '***'" in r.log[0]
 
 

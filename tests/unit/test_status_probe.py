@@ -3,13 +3,13 @@ a rank reading (sections as the host prints them)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.commands import CommandResult, Secret
 from glm5cluster.engine.procedures.status import curl_config, parse_rank, rank_command
 from glm5cluster.facts.sections import section_script
-from glm5cluster.model.inventory import Runtime
 
 INV = """\
 version: 1
@@ -24,9 +24,7 @@ DATA = Path(__file__).parents[1] / "facts" / "replica"
 
 
 def test_api_key_only_on_stdin(tmp_path: Path) -> None:
-    f = tmp_path / "inv.yaml"
-    f.write_text(INV)
-    c = load_and_check(f)
+    c = _checked(tmp_path)
     rep = c.topology.replicas[0]
     key = 's3cr"t\\key'
     head = rank_command(c.loaded.inventory, rep, rep.ranks[0], key)
@@ -37,22 +35,55 @@ def test_api_key_only_on_stdin(tmp_path: Path) -> None:
     assert worker.stdin == "" and "curl" not in worker.command_line()
 
 
-def test_parse_rank_from_sections() -> None:
-    def part(name: str, text: str) -> tuple[str, str]:
-        return name, "cat <<'EOF'\n" + text + "EOF"
-
-    models = (DATA / "v1_models_deepseek-r1_node0.json").read_text()
-    script = section_script([
-        part("clock", (DATA / "clock.txt").read_text()),
-        part("unit", (DATA / "systemctl-show_active.txt").read_text()),
-        part("log", "The server is fired up and ready to roll!\n"),
-        part("health", "\n200\n"), part("models", models + "\n200\n"),
-        part("server-info", '{"version": "0.5.23"}\n200\n')])
-    import subprocess
-
+def _run(parts: list[tuple[str, str]]) -> CommandResult:
+    script = section_script([(name, "cat <<'EOF'\n" + text + "EOF") for name, text in parts])
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
-    r = parse_rank(CommandResult("status", 0, out.stdout, out.stderr), Runtime.VENV, is_head=True)
-    assert r.state.state == "active" and r.state.since is not None
+    return CommandResult("status", 0, out.stdout, out.stderr)
+
+
+def _unit_state(show: str) -> str:
+    """What ``UnitRuntime.state_script`` prints: systemctl show, the clock, the launch stamp."""
+    return show + "@@glm5cluster:clock@@\n" + (DATA / "clock.txt").read_text() + "@@glm5cluster:stamp@@\n"
+
+
+NO_CONTAINER = "@@glm5cluster:container@@\nabsent\nnow=1795989162.3\n"
+CONTAINER = ("@@glm5cluster:container@@\n" + "c0ffee" * 10 + "\nd1\n"
+             + (DATA / "docker-inspect-state_running.json").read_text() + "now=1795989162.3\n")
+
+
+def _checked(tmp_path: Path, inv: str = INV):  # type: ignore[no-untyped-def]
+    f = tmp_path / "inv.yaml"
+    f.write_text(inv)
+    return load_and_check(f)
+
+
+def test_parse_rank_from_sections(tmp_path: Path) -> None:
+    c = _checked(tmp_path)
+    rep = c.topology.replicas[0]
+    models = (DATA / "v1_models_deepseek-r1_node0.json").read_text()
+    res = _run([("state-unit", _unit_state((DATA / "systemctl-show_active.txt").read_text())),
+                ("log-unit", "The server is fired up and ready to roll!\n"),
+                ("state-container", NO_CONTAINER), ("log-container", ""),
+                ("survey", "@@glm5cluster:survey@@\nunit\tglm5-lab-r0.service\tactive\tGLM-5 SGLang lab replica 0 "
+                 "rank 0/2\ndir\t/etc/glm5cluster/lab\n"),
+                ("health", "\n200\n"), ("models", models + "\n200\n"),
+                ("server-info", '{"version": "0.5.23"}\n200\n')])
+    r = parse_rank(res, c.loaded.inventory, rep, is_head=True)
+    assert r.state.state == "active" and r.state.since is not None and r.state.target == "glm5-lab-r0.service"
     assert r.head is not None and r.head.healthy and r.head.version == "0.5.23"
     assert r.head.model_ids == ("/app/models/Deepseek-R1/",)
     assert r.log == ("The server is fired up and ready to roll!",)
+    assert r.note == "" and r.others == ()
+
+
+def test_a_container_left_by_the_docker_runtime_is_found_after_switching_to_venv(tmp_path: Path) -> None:
+    c = _checked(tmp_path)
+    rep = c.topology.replicas[0]
+    res = _run([("state-unit", _unit_state((DATA / "systemctl-show_not-found.txt").read_text())),
+                ("log-unit", ""), ("state-container", CONTAINER), ("log-container", "serving\n"),
+                ("survey", "@@glm5cluster:survey@@\ncontainer\tglm5-lab-r0\trunning\t1\tlab\t" + "c0ffee" * 10
+                 + "\nunit\tglm5-lab-r1.service\tactive\tGLM-5 SGLang lab replica 1 rank 0/1\n")])
+    r = parse_rank(res, c.loaded.inventory, rep, is_head=False)
+    assert r.state.up and r.state.kind == "container" and r.state.target == "glm5-lab-r0"
+    assert r.log == ("serving",) and "started by the docker runtime; the inventory says venv" in r.note
+    assert [i.name for i in r.others] == ["glm5-lab-r1.service"]  # an earlier topology's replica 1

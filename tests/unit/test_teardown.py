@@ -12,15 +12,14 @@ from glm5cluster.engine.playbook import Playbook, Step
 from glm5cluster.engine.procedures.teardown import (
     Teardown,
     TeardownParams,
-    name_prefix,
     purge_script,
     purge_targets,
 )
 from glm5cluster.engine.report import Status
 from glm5cluster.engine.runner import RunOptions, run_playbook
-from glm5cluster.facts.footprint import footprint_script, parse_footprint
 from glm5cluster.model.inventory import Runtime
 from glm5cluster.model.loader import load_inventory
+from glm5cluster.runtime.survey import parse_survey, survey_script
 
 INV = """\
 version: 1
@@ -40,14 +39,15 @@ LISTING = (
 )
 
 
-def test_footprint_keeps_only_this_clusters_names() -> None:
-    fp = parse_footprint("lab", "glm5-lab-r", CommandResult("", 0, LISTING.format(rank=1)))
-    assert [i.name for i in fp.units] == ["glm5-lab-r0.service"]
+def test_survey_keeps_only_this_clusters_names() -> None:
+    fp = parse_survey("lab", LISTING.format(rank=1) + "unit\tglm5-lab-router.service\tactive\tGLM-5 router lab\n")
+    assert [i.name for i in fp.units] == ["glm5-lab-r0.service", "glm5-lab-router.service"]
+    assert [(i.replica, i.rank) for i in fp.units] == [(0, 1), (None, None)]
     assert [(i.name, i.rank) for i in fp.containers] == [("glm5-lab-r0", 1)]
     assert fp.config_dir == "/etc/glm5cluster/lab" and not fp.empty
-    assert parse_footprint("lab", "glm5-lab-r", CommandResult("", 0, "")).empty
-    script = footprint_script("lab", name_prefix("lab"), "/etc/glm5cluster/lab")
-    assert "glm5-lab-r*.service" in script and "label=glm5cluster.cluster=lab" in script
+    assert parse_survey("lab", "").empty
+    script = survey_script("lab", "/etc/glm5cluster/lab")
+    assert "glm5-lab-*.service" in script and "label=glm5cluster.cluster=lab" in script
 
 
 class Host:
@@ -63,7 +63,7 @@ class Host:
                 f"unit\tglm5-lab-r0.service\tactive\tGLM-5 SGLang lab replica 0 rank {self.rank}/2\n"
                 "dir\t/etc/glm5cluster/lab\n")
             return CommandResult("", 0, out)
-        if "timeout 300 systemctl stop" in line:
+        if "_term 300" in line:
             self.order.append(f"drain {self.name}")
         elif "daemon-reload" in line:
             self.order.append(f"remove {self.name}")
@@ -156,7 +156,7 @@ def test_footprint_uses_a_private_temp_file_for_docker_errors(tmp_path: Path) ->
     import os
     import subprocess
 
-    script = footprint_script("lab", name_prefix("lab"), "/etc/glm5cluster/lab")
+    script = survey_script("lab", "/etc/glm5cluster/lab")
     assert "/tmp/" not in script  # no fixed, guessable names (a symlink planted there would be followed)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -17,7 +17,7 @@ PROCEDURES: dict[str, Procedure] = {
     "launch": Launch(),
     "readiness": Readiness(),
     "smoke": Smoke(),
-    # issue 4
+    # GPU stack, SGLang runtime, weights
     "gpu.reboot": Reboot(),
     "sglang.flagcheck": FlagCheck(),
     "weights.stage": StageWeights(),

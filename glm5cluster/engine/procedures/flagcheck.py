@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
+from glm5cluster.model.catalog import GpuProfile
 from glm5cluster.sglang.args import build_args
 from glm5cluster.tasks.sglang_runtime import flagcheck_command, flagcheck_verdict
 
@@ -28,10 +29,12 @@ class FlagCheck:
         results: dict[str, StepResult] = {}
         jobs: dict[str, list[list[str]]] = {}
         members: dict[str, list[str]] = {}
+        gpus: dict[str, GpuProfile] = {}
         for rep in topo.replicas:
             head = rep.head.node.name
             jobs[head] = [build_args(ctx.inventory, topo, rep, rank) for rank in rep.ranks]
             members[head] = [r.node.name for r in rep.ranks]
+            gpus[head] = rep.deployment.gpu
         heads = [h for h in jobs if h in ctx.hosts]
 
         def check(head: str) -> tuple[bool, str]:
@@ -44,7 +47,7 @@ class FlagCheck:
                 seen.add(key)
                 if ctx.check:
                     return True, f"would check {len(jobs[head])} rank argv(s) with the installed parser"
-                ok, msg, _ = flagcheck_verdict(ctx.run(head, flagcheck_command(ctx.inventory, argv)), head)
+                ok, msg, _ = flagcheck_verdict(ctx.run(head, flagcheck_command(ctx.inventory, gpus[head], argv)), head)
                 if not ok:
                     return False, msg
             return True, msg

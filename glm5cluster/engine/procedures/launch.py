@@ -1,45 +1,50 @@
 """``launch``: every replica's TP group running its wanted config, started and stopped as one.
 
-Per replica: read each rank's unit/container state, decide with ``tasks.launch.gang_plan``;
-unchanged and running -> ok in one round trip; otherwise write the env file (0600), the
-secrets file (0600, head only) and the unit, stop every rank (head first so it drains) and start
-every rank again (head first). A rank is never restarted alone.
+Per replica: read each rank's service state and every service of the cluster on its hosts
+(``runtime.survey``: both runtimes, any replica index) in one command per host, decide with
+``tasks.launch.gang_plan``; unchanged and running -> ok in one round trip; otherwise write the
+env file (0600), the secrets file (0600, head only) and the runtime's files (the unit), stop
+every rank and whatever the cluster left on those hosts under another runtime or name (heads
+first so they drain), remove the leftovers, and start every rank again (head first). A rank
+is never restarted alone. How a service starts and stops is the runtime's (``runtime/``).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Mapping
 
 from glm5cluster.commands import CommandResult, Shell, Upload
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
-from glm5cluster.facts.serving import RankState, parse_state, state_script
-from glm5cluster.tasks.launch import (
-    RankLaunch,
-    cluster_dir,
-    gang_plan,
-    rank_launch,
-    start_command,
-    stop_command,
-)
+from glm5cluster.facts.rank_state import RankState
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.runtime import by_kind, for_inventory
+from glm5cluster.runtime.rank import RankLaunch, cluster_dir, rank_launch
+from glm5cluster.runtime.survey import Item, parse_survey, survey_script
+from glm5cluster.tasks.launch import gang_plan
 from glm5cluster.topology import Replica
+
+DRAIN_S = 300.0  # a head's drain before SIGKILL (the unit's TimeoutStopSec / docker --stop-timeout)
+WORKER_GRACE_S = 10.0  # seconds a non-head rank gets to follow its head, then as long after SIGINT
+_SPLIT = "@@glm5cluster:state-end@@"
 
 
 class LaunchParams(Params):
     restart: bool = False  # restart every group even when unchanged (``up --restart``)
 
 
-class StepFailed(Exception):
+class LaunchFailed(Exception):
     def __init__(self, host: str, message: str, result: CommandResult | None = None) -> None:
         super().__init__(message)
         self.host, self.message, self.result = host, message, result
 
 
-def api_key_of(inventory: object, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+def api_key_of(inventory: Inventory, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
     """(key, problem): the API key from the controller's environment, when the inventory names one."""
-    name = inventory.serving.secrets.api_key_env  # type: ignore[attr-defined]
+    name = inventory.serving.secrets.api_key_env
     if not name:
         return None, None
     value = environ.get(name)
@@ -55,7 +60,9 @@ def skip_unplaced(ctx: ClusterContext, results: dict[str, StepResult], why: str)
 
 def selected_replicas(ctx: ClusterContext, results: dict[str, StepResult]) -> list[Replica]:
     """Replicas whose ranks are all in the step's hosts; partly selected ones are skipped."""
-    out = []
+    out: list[Replica] = []
+    if ctx.topology is None:
+        return out
     for rep in ctx.topology.replicas:
         names = [r.node.name for r in rep.ranks]
         chosen = [h for h in names if h in ctx.hosts]
@@ -88,6 +95,17 @@ def per_replica(ctx: ClusterContext, replicas: list[Replica], what: str,
     return out
 
 
+def read_rank(ctx: ClusterContext, w: RankLaunch) -> tuple[RankState, tuple[Item, ...]]:
+    """The rank's own service state and the cluster's other services on its host (one command)."""
+    cluster = ctx.inventory.cluster.name
+    script = (w.runtime.state_script(w.target, w.service.stamp_path) + f"echo '{_SPLIT}'\n"
+              + survey_script(cluster, cluster_dir(cluster)))
+    res = ctx.run(w.host, Shell.sh(script, sudo=True, description=f"state of {w.target} and the cluster's services"))
+    state_text, _, rest = res.stdout.partition(_SPLIT + "\n")
+    others = parse_survey(cluster, rest).others(w.runtime.kind, w.target)
+    return w.runtime.parse_state(w.target, state_text), others
+
+
 class Launch:
     name = "launch"
     Params = LaunchParams
@@ -110,15 +128,16 @@ class Launch:
 
     def _replica(self, params: LaunchParams, ctx: ClusterContext, rep: Replica,
                  key: str | None) -> dict[str, StepResult]:
-        wanted = [rank_launch(ctx.inventory, ctx.topology, rep, r, key) for r in rep.ranks]
+        rt, topo = for_inventory(ctx.inventory), ctx.topology
+        assert topo is not None  # run() returned early without one
+        wanted = [rank_launch(ctx.inventory, topo, rep, r, key, rt) for r in rep.ranks]
         hosts = [w.host for w in wanted]
         observed: dict[str, RankState] = {}
+        others: dict[str, tuple[Item, ...]] = {}
         out: dict[str, StepResult] = {}
         for w in wanted:
             try:
-                res = ctx.run(w.host, Shell.sh(state_script(w.runtime.value, w.target, w.stamp_path), sudo=True,
-                                               description=f"state of {w.target}"))
-                observed[w.host] = parse_state(w.runtime.value, res.stdout)
+                observed[w.host], others[w.host] = read_rank(ctx, w)
             except TransportError as e:
                 out[w.host] = StepResult(Status.UNREACHABLE, message=e.message, hint=e.hint)
         if out:
@@ -126,16 +145,16 @@ class Launch:
                 out.setdefault(h, StepResult(Status.FAILED, message=f"replica {rep.index}: a rank's host is "
                                              "unreachable; the group is left as it is"))
             return out
-        plan = gang_plan(wanted, observed)
+        plan = gang_plan(wanted, observed, others)
         if plan.action == "noop" and not params.restart:
             return {w.host: StepResult(Status.OK, f"{w.target} rank {w.node_rank}: {plan.summary}") for w in wanted}
         summary = plan.summary if plan.action != "noop" else "restart the whole group (asked)"
         if ctx.check:
             return {w.host: StepResult(Status.CHANGED, f"replica {rep.index}: would {summary}") for w in wanted}
         try:
-            self._apply(ctx, wanted)
-        except StepFailed as e:
-            self._stop_all(ctx, wanted)  # never leave half a group running
+            self._apply(ctx, wanted, plan.stale)
+        except LaunchFailed as e:
+            self._stop_all(ctx, wanted, {})  # never leave half a group running
             for w in wanted:
                 r = e.result
                 out[w.host] = StepResult(
@@ -147,68 +166,91 @@ class Launch:
         return {w.host: StepResult(Status.CHANGED, f"replica {rep.index} rank {w.node_rank}: {summary}") for w in wanted}
 
     # ---- apply ----------------------------------------------------------------------------
-    def _apply(self, ctx: ClusterContext, wanted: list[RankLaunch]) -> None:
+    def _apply(self, ctx: ClusterContext, wanted: list[RankLaunch], stale: Mapping[str, tuple[Item, ...]]) -> None:
         cluster = ctx.inventory.cluster.name
 
         def files(w: RankLaunch) -> None:
             ctx.progress(w.host, "writing config")
             self._ok(ctx, w.host, Shell.cmd("install", "-d", "-m", "0700", "-o", "root", "-g", "root",
                                             cluster_dir(cluster), sudo=True))
-            self._put(ctx, w.host, Upload(w.env_path, w.env_content.encode(), 0o600, "root", "root", sudo=True))
+            self._put(ctx, w.host, w.env)
             if w.secrets is not None and w.secrets_path is not None:
                 self._put(ctx, w.host, Upload(w.secrets_path, w.secrets.value.encode(), 0o600, "root", "root",
                                               sudo=True, description=f"write {w.secrets_path} (secret, mode 0600)"))
-            if w.unit_path is not None and w.unit_content is not None:
-                self._put(ctx, w.host, Upload(w.unit_path, w.unit_content.encode(), 0o644, "root", "root", sudo=True))
+            for up in w.installed.uploads:
+                self._put(ctx, w.host, up)
 
         self._each(ctx, wanted, files)
-        self._stop_all(ctx, wanted, strict=True)
+        self._stop_all(ctx, wanted, stale, strict=True)
         head, workers = wanted[0], wanted[1:]
         ctx.progress(head.host, "starting rank 0")
-        self._ok(ctx, head.host, start_command(head))
+        self._ok(ctx, head.host, head.runtime.start(head.service, head.installed))
 
         def start(w: RankLaunch) -> None:
             ctx.progress(w.host, f"starting rank {w.node_rank}")
-            self._ok(ctx, w.host, start_command(w))
+            self._ok(ctx, w.host, w.runtime.start(w.service, w.installed))
 
         self._each(ctx, workers, start)
         for w in wanted:
             ctx.progress(w.host, "started")
 
-    def _stop_all(self, ctx: ClusterContext, wanted: list[RankLaunch], strict: bool = False) -> None:
-        head, workers = wanted[0], wanted[1:]
+    def _stop_all(self, ctx: ClusterContext, wanted: list[RankLaunch], stale: Mapping[str, tuple[Item, ...]],
+                  strict: bool = False) -> None:
+        """Heads first (the group's head and any stale rank 0), then every other rank; then the
+        stale services are removed."""
+        inv = ctx.inventory
 
-        def stop(w: RankLaunch) -> None:
-            ctx.progress(w.host, "stopping the group" if w is head else "stopping (after the head)")
-            res = ctx.run(w.host, stop_command(w, w is head))
+        def script(w: RankLaunch, heads: bool) -> str:
+            parts = []
+            if w.is_head == heads:
+                parts.append(w.runtime.stop_script(w.target, head=heads, drain=DRAIN_S, grace=WORKER_GRACE_S))
+            for it in stale.get(w.host, ()):
+                if (it.rank in (0, None)) == heads and it.running:
+                    rt = by_kind(inv, it.kind)
+                    parts.append(rt.stop_script(it.name, head=heads, drain=DRAIN_S, grace=WORKER_GRACE_S))
+            if not heads:
+                for kind in ("unit", "container"):
+                    names = [it.name for it in stale.get(w.host, ()) if it.kind == kind]
+                    if names:
+                        parts.append(by_kind(inv, kind).remove_script(names))
+            return "".join(parts)
+
+        def stop(w: RankLaunch, heads: bool) -> None:
+            body = script(w, heads)
+            if not body:
+                return
+            names = [w.target] + [i.name for i in stale.get(w.host, ())]
+            ctx.progress(w.host, "stopping the group" if heads else "stopping (after the head)")
+            res = ctx.run(w.host, Shell.sh(body + "true\n", sudo=True, timeout=DRAIN_S + 4 * WORKER_GRACE_S + 120,
+                                           description=f"stop {', '.join(names)}"))
             if strict and not res.ok:
-                raise StepFailed(w.host, f"could not stop {w.target}", res)
+                raise LaunchFailed(w.host, f"could not stop {', '.join(shlex.quote(n) for n in names)}", res)
 
         try:
-            stop(head)
-            self._each(ctx, workers, stop)
-        except (StepFailed, TransportError):
+            self._each(ctx, wanted, lambda w: stop(w, True))
+            self._each(ctx, wanted, lambda w: stop(w, False))
+        except (LaunchFailed, TransportError):
             if strict:
                 raise
 
-    def _each(self, ctx: ClusterContext, items: list[RankLaunch], fn: object) -> None:
+    def _each(self, ctx: ClusterContext, items: list[RankLaunch], fn: Callable[[RankLaunch], None]) -> None:
         if not items:
             return
         by_host = {w.host: w for w in items}
-        got = ctx.fan_out(lambda h: fn(by_host[h]), list(by_host), timeout=None)  # type: ignore[operator]
+        got = ctx.fan_out(lambda h: fn(by_host[h]), list(by_host), timeout=None)
         for h, hr in got.items():
             if hr.error is not None:
-                if isinstance(hr.error, StepFailed):
+                if isinstance(hr.error, LaunchFailed):
                     raise hr.error
-                raise StepFailed(h, str(getattr(hr.error, "message", hr.error)))
+                raise LaunchFailed(h, str(getattr(hr.error, "message", hr.error)))
 
     def _ok(self, ctx: ClusterContext, host: str, cmd: Shell) -> CommandResult:
         res = ctx.run(host, cmd)
         if not res.ok:
-            raise StepFailed(host, f"{cmd.display()} exited {res.exit_code}", res)
+            raise LaunchFailed(host, f"{cmd.display()} exited {res.exit_code}", res)
         return res
 
     def _put(self, ctx: ClusterContext, host: str, up: Upload) -> None:
         res = ctx.put(host, up)
         if not res.ok:
-            raise StepFailed(host, f"{up.display()} failed", res)
+            raise LaunchFailed(host, f"{up.display()} failed", res)

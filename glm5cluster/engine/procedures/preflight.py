@@ -32,37 +32,16 @@ from glm5cluster.facts.base import Fact
 from glm5cluster.facts.batch import FactBatch
 from glm5cluster.facts.network import InterfacesFact
 from glm5cluster.facts.nvidia import NvidiaGpus
-from glm5cluster.facts.serving import (
-    PortHoldersFact,
-    RankStateFact,
-    SglangVersionFact,
-    WeightsStampFact,
-)
+from glm5cluster.facts.serving import PortHoldersFact, WeightsStampFact
 from glm5cluster.facts.system import ShmFact
-from glm5cluster.render import docker_image
+from glm5cluster.runtime import for_inventory
+from glm5cluster.runtime.facts import InstalledFact, SurveyFact
+from glm5cluster.tasks import agents
 from glm5cluster.tasks import preflight as P
-from glm5cluster.tasks.launch import stamp_path, target_name
 from glm5cluster.topology import DP_ATTENTION_ZMQ_PORTS, Replica
 
 Check = Literal["network", "ports", "gpu", "runtime", "weights", "limits"]
 ALL_CHECKS: tuple[Check, ...] = ("network", "ports", "gpu", "runtime", "weights", "limits")
-
-LISTEN_PY = (
-    "import socket,sys,time\n"
-    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
-    "s=socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET)\n"
-    "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind((a,p)); s.listen(64); s.settimeout(0.5)\n"
-    "end=time.monotonic()+t\n"
-    "while time.monotonic()<end:\n"
-    "  try: c,_=s.accept(); c.close()\n"
-    "  except OSError: pass\n"
-)
-CONNECT_PY = (
-    "import socket,sys\n"
-    "a,p,t=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])\n"
-    "try: socket.create_connection((a,p),timeout=t).close(); print('ok')\n"
-    "except OSError as e: print('error: %s' % (e.strerror or e or 'timed out'))\n"
-)
 
 
 class PreflightParams(Params):
@@ -87,17 +66,16 @@ class _Replica:
     def __init__(self, params: PreflightParams, ctx: ClusterContext, rep: Replica) -> None:
         self.p, self.ctx, self.rep = params, ctx, rep
         self.inv = ctx.inventory
-        self.runtime = self.inv.serving.runtime.value
-        self.target = target_name(self.inv, rep.index)
+        self.runtime = for_inventory(self.inv)
+        self.image = self.runtime.image(rep.deployment.gpu)
         self.hosts = [r.node.name for r in rep.ranks]
         self.head = self.hosts[0]
         self.problems: list[P.Problem] = []
         self.notes: dict[str, list[str]] = {h: [] for h in self.hosts}
 
     def facts_for(self, host: str) -> dict[str, Fact[Any]]:
-        checks, s = set(self.p.checks), self.inv.serving
-        facts: dict[str, Fact[Any]] = {"own": RankStateFact(self.runtime, self.target,
-                                                            stamp_path(self.inv.cluster.name, self.rep.index))}
+        checks = set(self.p.checks)
+        facts: dict[str, Fact[Any]] = {"ours": SurveyFact(self.inv.cluster.name)}
         if "network" in checks:
             facts["ifaces"] = InterfacesFact()
         if "ports" in checks or "network" in checks:
@@ -105,9 +83,9 @@ class _Replica:
         if "gpu" in checks:
             facts["gpu"] = AmdGpus() if self.rep.deployment.gpu.vendor == "amd" else NvidiaGpus()
         if "runtime" in checks:
-            facts["version"] = SglangVersionFact(self.runtime, s.venv_path, docker_image(self.inv, self.rep))
+            facts["version"] = InstalledFact(self.runtime, self.image)
         if "weights" in checks:
-            facts["stamp"] = WeightsStampFact(self.inv.model.weights_dir)
+            facts["stamp"] = WeightsStampFact(self.inv.model.weights_dir, agents.source("weights_stamp"))
         if "limits" in checks:
             facts["shm"] = ShmFact()
         return facts
@@ -149,9 +127,10 @@ class _Replica:
             if "network" in checks:
                 self.problems += P.check_interface(h, nodes[h].cluster_address, nodes[h].interface, f["ifaces"])
             if "ports" in checks:
-                self.problems += P.check_ports(h, self.ports(h), f["ports"], f["own"], self.target)
+                self.problems += P.check_ports(h, self.ports(h), f["ports"], f["ours"])
+                self.notes[h] += P.port_notes(self.ports(h), f["ports"], f["ours"])
             if "limits" in checks:
-                probs, note = P.check_shm(h, self.runtime, f["shm"].size_bytes if f["shm"].present else None,
+                probs, note = P.check_shm(h, self.runtime.host_shm, f["shm"].size_bytes if f["shm"].present else None,
                                           self.inv.serving.memlock_unlimited)
                 self.problems += probs
                 self.notes[h].append(note)
@@ -161,8 +140,7 @@ class _Replica:
                                                 gpu.kind.value, self.rep.head.node.gpu_count)
         if "runtime" in checks:
             self.problems += P.check_runtime_parity(self.hosts, {h: facts[h]["version"] for h in self.hosts},
-                                                    self.runtime, self.inv.serving.sglang_version,
-                                                    docker_image(self.inv, self.rep))
+                                                    self.inv.serving.sglang_version, self.image)
         if "weights" in checks:
             m = self.inv.model
             self.problems += P.check_weights(self.hosts, {h: facts[h]["stamp"] for h in self.hosts}, m.repo,
@@ -175,15 +153,16 @@ class _Replica:
         """Every other rank connects to the head's cluster address : dist-init port."""
         head_node = self.rep.head.node
         addr, port = head_node.cluster_address, self.inv.serving.dist_init_port
-        own = facts[self.head]["own"]
+        ours = facts[self.head]["ours"]
         held = any(h.port == port for h in facts[self.head]["ports"])
-        if held and not any(h.port == port and P.is_ours(h, own, self.target) for h in facts[self.head]["ports"]):
+        if held and not any(h.port == port and ours.owner_of(h.cgroup) for h in facts[self.head]["ports"]):
             return  # someone else holds it: check_ports already said so
         pid = ""
         if not held:  # our own server holds it when it runs: connect to it instead
             secs = self.p.connect_timeout * 2 + 10
+            listen = shlex.join(agents.command("tcp_listen", addr, str(port), str(secs)))
             script = ("err=$(mktemp); "  # never a fixed, guessable /tmp name
-                      f"setsid python3 -c {shlex.quote(LISTEN_PY)} {shlex.quote(addr)} {port} {secs} "
+                      f"setsid {listen} "
                       "</dev/null >/dev/null 2>\"$err\" & pid=$!; i=0; "
                       f"while [ $i -lt 30 ] && ! ss -Hltn \"sport = :{port}\" | grep -q .; do "
                       "kill -0 $pid 2>/dev/null || break; sleep 0.1; i=$((i+1)); done; "
@@ -197,7 +176,7 @@ class _Replica:
             pid = res.stdout.strip().rpartition("pid=")[2]
 
         def connect(host: str) -> str:
-            cmd = Shell.cmd("python3", "-c", CONNECT_PY, addr, str(port), str(self.p.connect_timeout),
+            cmd = Shell.cmd(*agents.command("tcp_connect", addr, str(port), str(self.p.connect_timeout)),
                             timeout=self.p.connect_timeout + 20, description=f"connect to {addr}:{port}")
             return self.ctx.run(host, cmd).stdout.strip() or "error: no answer"
 

@@ -22,7 +22,6 @@ from glm5cluster.commands import Secret, Shell
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.procedures.launch import api_key_of, per_replica, selected_replicas
 from glm5cluster.engine.report import Status, StepResult
-from glm5cluster.facts.serving import RankState, parse_poll, poll_script
 from glm5cluster.facts.sglang_log import (
     Cause,
     Diagnosis,
@@ -34,30 +33,14 @@ from glm5cluster.facts.sglang_log import (
     read_log,
 )
 from glm5cluster.redact import mask
+from glm5cluster.runtime import LOG_MARK, RankState, for_inventory, rank_stem
+from glm5cluster.runtime.rank import stamp_path
 from glm5cluster.sglang.args import served_model_name
-from glm5cluster.tasks.launch import stamp_path, target_name
+from glm5cluster.tasks import agents
 from glm5cluster.topology import Replica
 
 KEEP_LINES = 400
-HEALTH_MARK = "@@glm5cluster:health@@"
-# Reads the API key (one line) from stdin; prints the /health code and the /v1/models ids.
-HEALTH_PY = (
-    "import json,sys,urllib.request as u\n"
-    "k=sys.stdin.readline().strip(); port=sys.argv[1]\n"
-    "def get(p, auth):\n"
-    "  r=u.Request('http://127.0.0.1:%s%s' % (port, p))\n"
-    "  if auth and k: r.add_header('Authorization', 'Bearer ' + k)\n"
-    "  try:\n"
-    "    with u.urlopen(r, timeout=5) as f: return f.status, f.read().decode()\n"
-    "  except u.HTTPError as e: return e.code, ''\n"
-    "  except Exception as e: return 0, str(e)\n"
-    "h, _ = get('/health', False)\n"
-    "ids = []\n"
-    "if h == 200:\n"
-    "  c, b = get('/v1/models', True)\n"
-    "  if c == 200: ids = [m.get('id') for m in json.loads(b).get('data', [])]\n"
-    "print('" + HEALTH_MARK + " %d %s' % (h, json.dumps(ids)))\n"
-)
+HEALTH_MARK = "@@glm5cluster:health@@"  # the first word of tasks/agents/health_probe.py's line
 
 
 class ReadinessParams(Params):
@@ -111,8 +94,8 @@ class _Watch:
     def __init__(self, params: ReadinessParams, ctx: ClusterContext, rep: Replica, key: str | None) -> None:
         self.p, self.ctx, self.rep, self.key = params, ctx, rep, key
         inv = ctx.inventory
-        self.runtime = inv.serving.runtime.value
-        self.target = target_name(inv, rep.index)
+        self.runtime = for_inventory(inv)
+        self.target = self.runtime.target(rank_stem(inv.cluster.name, rep.index))
         self.stamp = stamp_path(inv.cluster.name, rep.index)
         self.port = inv.serving.http_port
         self.model = served_model_name(inv)
@@ -124,10 +107,13 @@ class _Watch:
 
     def poll(self) -> None:
         def one(r: _Rank) -> tuple[RankState, list[str], tuple[int, list[str]] | None]:
-            script = poll_script(self.runtime, self.target, self.stamp, r.seen)
+            rt = self.runtime
+            script = (rt.state_script(self.target, self.stamp) + f"echo '{LOG_MARK}'\n"
+                      + rt.run_log_script(self.target, skip=r.seen))
             stdin: str | Secret | None = None
             if r is self.head:
-                script = f"python3 -c {shlex.quote(HEALTH_PY)} {self.port} 2>&1 | tail -n1\n" + script
+                probe = shlex.join(agents.command("health_probe", str(self.port)))
+                script = f"{probe} 2>&1 | tail -n1\n" + script
                 stdin = Secret("api_key", self.key + "\n") if self.key else "\n"
             res = self.ctx.run(r.host, Shell.sh(script, sudo=True, stdin=stdin, timeout=30,
                                                 description=f"watch {self.target} rank {r.rank}"))
@@ -140,7 +126,8 @@ class _Watch:
                     health = (int(parts[1]), list(json.loads(parts[2])))
                 except (ValueError, IndexError):
                     health = (0, [])
-            state, lines = parse_poll(self.runtime, text)
+            state_text, _, log = text.partition(LOG_MARK + "\n")
+            state, lines = self.runtime.parse_state(self.target, state_text), log.splitlines()
             return state, lines, health
 
         by_host = {r.host: r for r in self.ranks}
@@ -211,7 +198,7 @@ class _Watch:
 
     def _failed(self, waited: float) -> dict[str, StepResult]:
         logs = [RankLog(r.rank, r.host, tuple(r.lines), exited=bool(r.state and not r.state.running),
-                        exit_code=r.state.exit_code if r.state else None,
+                        exit_code=_shell_code(r.state),
                         exited_at=r.state.exited_at if r.state else None) for r in self.ranks]
         diag = diagnose(logs) or self._fallback()
         culprit = next(r for r in self.ranks if r.rank == diag.rank)
@@ -232,8 +219,8 @@ class _Watch:
 
     def _fallback(self) -> Diagnosis:
         r = next((x for x in self.ranks if x.state and not x.state.running), self.ranks[0])
-        code = r.state.exit_code if r.state else None
-        return Diagnosis(r.rank, r.host, Cause("exited", f"the server process is not running (exit code {code})",
+        how = r.state.how_it_ended() if r.state else "state unknown"
+        return Diagnosis(r.rank, r.host, Cause("exited", f"the server process is not running ({how})",
                                                "read this rank's log (glm5cluster logs)"), "no error line in the log")
 
     def _timeout(self) -> dict[str, StepResult]:
@@ -256,3 +243,10 @@ class _Watch:
             else:
                 out[r.host] = StepResult(Status.FAILED, message=f"replica {self.rep.index}: lost contact with {names}")
         return out
+
+
+def _shell_code(st: RankState | None) -> int | None:
+    """The exit status as a shell reports it (128 + N for a signal)."""
+    if st is None:
+        return None
+    return st.exit_code if st.exit_code is not None else (128 + st.signal if st.signal else None)

@@ -13,6 +13,7 @@ from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
 from glm5cluster.facts.packages import StackFact, StackState
+from glm5cluster.model.catalog import gpu_profile
 from glm5cluster.tasks.reboot import driver_parity, loaded_driver, reboot_reason
 
 MARKER = "/run/glm5cluster-reboot-pending"
@@ -42,7 +43,7 @@ class Reboot:
             if not r.ok or r.value is None:
                 results[h] = StepResult(Status.UNREACHABLE if r.unreachable else Status.FAILED, message=str(r.error))
                 continue
-            why = reboot_reason(r.value, ctx.nodes[h].gpu_kind.vendor, br)
+            why = reboot_reason(r.value, gpu_profile(ctx.nodes[h].gpu_kind).vendor, br)
             if why:
                 need[h] = why
         if need and not (params.allow_reboot or ctx.allow_reboot):
@@ -99,7 +100,7 @@ class Reboot:
         ctx.run(host, Shell.sh("systemctl is-system-running --wait >/dev/null 2>&1 || true", timeout=120))
         ctx.progress(host, "back up; verifying the driver")
         st = _probe(ctx, host)
-        still = reboot_reason(st, ctx.nodes[host].gpu_kind.vendor, br)
+        still = reboot_reason(st, gpu_profile(ctx.nodes[host].gpu_kind).vendor, br)
         if still:
             return StepResult(Status.FAILED, message=f"rebooted, but {still}", hint="check dkms status and dmesg")
         return StepResult(Status.CHANGED, f"rebooted; loaded driver {loaded_driver(st) or 'n/a'} matches installed")

@@ -1,6 +1,7 @@
 """``smoke``: real requests against each replica's node 0 once it is ready.
 
-Three chat completions through the SSH connection (python3 urllib on the head, 127.0.0.1):
+Three chat completions through the SSH connection (the node-side program
+``tasks/agents/smoke_test.py`` on the head, 127.0.0.1):
 thinking mode (``reasoning_content`` present), instruct mode (``chat_template_kwargs:
 {enable_thinking: false}`` -> no ``reasoning_content``), and a tool call (``tool_calls``
 present). The API key, when the inventory names one, reaches the head on stdin only.
@@ -18,32 +19,7 @@ from glm5cluster.engine.procedures.launch import api_key_of, selected_replicas
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
 from glm5cluster.sglang.args import served_model_name
-
-SMOKE_PY = r"""
-import json, sys, time, urllib.request as u
-key = sys.stdin.readline().strip(); port, model, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-def chat(body):
-    body = dict(body, model=model, max_tokens=64)
-    r = u.Request("http://127.0.0.1:%s/v1/chat/completions" % port, data=json.dumps(body).encode(),
-                  headers={"Content-Type": "application/json"})
-    if key: r.add_header("Authorization", "Bearer " + key)
-    t = time.monotonic()
-    try:
-        with u.urlopen(r, timeout=timeout) as f: doc = json.loads(f.read().decode())
-    except u.HTTPError as e: return {"error": "HTTP %d: %s" % (e.code, e.read().decode()[:200])}
-    except Exception as e: return {"error": str(e)}
-    msg = (doc.get("choices") or [{}])[0].get("message") or {}
-    return {"reasoning": bool(msg.get("reasoning_content")), "content": bool(msg.get("content")),
-            "tools": [c.get("function", {}).get("name") for c in msg.get("tool_calls") or []],
-            "seconds": round(time.monotonic() - t, 2)}
-ask = [{"role": "user", "content": "What is 17 * 23? Answer briefly."}]
-tool = {"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-out = {"thinking": chat({"messages": ask}),
-       "instruct": chat({"messages": ask, "chat_template_kwargs": {"enable_thinking": False}}),
-       "tool": chat({"messages": [{"role": "user", "content": "What is the weather in Paris?"}], "tools": [tool]})}
-print(json.dumps(out))
-"""
+from glm5cluster.tasks import agents
 
 
 class SmokeParams(Params):
@@ -95,8 +71,8 @@ class Smoke:
         def one(host: str) -> StepResult:
             rep = heads[host]
             stdin: str | Secret = Secret("api_key", key + "\n") if key else "\n"
-            cmd = Shell.cmd("python3", "-c", SMOKE_PY, str(inv.serving.http_port), model,
-                            str(params.request_timeout), stdin=stdin, timeout=params.request_timeout * 3 + 30,
+            cmd = Shell.cmd(*agents.command("smoke_test", str(inv.serving.http_port), model,
+                                            str(params.request_timeout)), stdin=stdin, timeout=params.request_timeout * 3 + 30,
                             description=f"smoke test replica {rep.index}")
             try:
                 res = ctx.run(host, cmd)

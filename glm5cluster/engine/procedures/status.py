@@ -1,6 +1,9 @@
-"""Read every replica's state: one command per host (unit/container state, the current run's
-log tail, the host clock; on node 0 also ``/health``, ``/v1/models``, ``/server_info``), judged
-by ``facts.replica.judge``. Read-only; used by ``glm5cluster status``.
+"""Read every replica's state: one command per host (the rank's service as *both* runtimes see
+it, with the current run's log tail; every other service of the cluster on the host; on node 0
+also ``/health``, ``/v1/models``, ``/server_info``), judged by ``facts.replica.judge``. A rank
+started by the other runtime (the inventory switched from docker to venv) is reported as what
+it is, and services left from an earlier topology are named. Read-only; used by
+``glm5cluster status``.
 
 HTTP probes run on node 0 itself through SSH (``curl`` to 127.0.0.1), so they work behind jump
 hosts and firewalls. The API key (``serving.secrets.api_key_env``, read from the controller's
@@ -11,29 +14,26 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from glm5cluster.commands import CommandResult, Secret, Shell
 from glm5cluster.connect.pool import ConnectionPool, fan_out
+from glm5cluster.facts.rank_state import RankState
 from glm5cluster.facts.replica import (
-    SHOW_PROPS,
-    Clock,
     HeadProbe,
     HttpReply,
     Judgement,
-    RankState,
     RankView,
-    container_rank_state,
+    Verdict,
     judge,
-    parse_clock,
     parse_http,
-    parse_show,
-    unit_rank_state,
 )
 from glm5cluster.facts.sections import section_script, split_sections
-from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.redact import mask
-from glm5cluster.render import container_name, unit_name
+from glm5cluster.runtime import Runtime, all_runtimes, rank_stem
+from glm5cluster.runtime.rank import cluster_dir, stamp_path
+from glm5cluster.runtime.survey import Item, parse_survey, survey_script
 from glm5cluster.topology import RankAssignment, Replica, Topology
 
 LOG_TAIL = 300
@@ -43,8 +43,10 @@ HTTP_TIMEOUT = 5
 @dataclass(frozen=True)
 class RankStatus:
     view: RankView
-    target: str  # unit or container name
+    target: str  # the unit or container found (the inventory's runtime's name when none is)
     error: str = ""  # why the host could not be read
+    note: str = ""  # e.g. "started by the docker runtime; the inventory says venv"
+    others: tuple[Item, ...] = ()  # other services of this cluster on the host (earlier topology/runtime)
 
 
 @dataclass(frozen=True)
@@ -89,26 +91,24 @@ def _curl(port: int, path: str) -> str:
 
 
 def rank_script(inventory: Inventory, replica: Replica, rank: RankAssignment) -> str:
+    """Both runtimes' view of the rank's service (state and current run's log), every service of
+    the cluster on the host, and on node 0 the HTTP probes."""
     cluster = inventory.cluster.name
-    unit = shlex.quote(unit_name(cluster, replica.index))
-    ctr = shlex.quote(container_name(cluster, replica.index))
-    parts = [("clock", "cat /proc/uptime; date +%s.%N"),
-             ("unit", f"systemctl show -p {','.join(SHOW_PROPS)} -- {unit}")]
-    if inventory.serving.runtime is Runtime.DOCKER:
-        parts.append(("container", f"docker inspect --format '{{{{json .State}}}}' {ctr}"))
-        parts.append(("log", f"docker logs --tail {LOG_TAIL} {ctr} 2>&1"))
-    else:
-        parts.append(("log", (
-            f"id=$(systemctl show -p InvocationID --value -- {unit})\n"
-            f"if [ -n \"$id\" ]; then journalctl -q --no-pager -o cat _SYSTEMD_INVOCATION_ID=\"$id\""
-            f" | tail -n {LOG_TAIL}; else journalctl -q --no-pager -o cat -u {unit} -n {LOG_TAIL}; fi")))
+    stem = rank_stem(cluster, replica.index)
+    parts: list[tuple[str, str]] = []
+    runtimes = all_runtimes(inventory)
+    for rt in runtimes:
+        target = rt.target(stem)
+        parts += [(f"state-{rt.kind}", rt.state_script(target, stamp_path(cluster, replica.index))),
+                  (f"log-{rt.kind}", rt.run_log_script(target, tail=LOG_TAIL))]
+    parts.append(("survey", survey_script(cluster, cluster_dir(cluster))))
     if rank.is_head:
         port = inventory.serving.http_port
         parts += [("health", _curl(port, "/health")), ("models", _curl(port, "/v1/models")),
                   ("server-info", _curl(port, "/server_info"))]
-        if inventory.serving.runtime is Runtime.VENV:
-            py = shlex.quote(inventory.serving.venv_path.rstrip("/") + "/bin/python")
-            parts.append(("version", f"{py} -c 'import importlib.metadata as m; print(m.version(\"sglang\"))'"))
+        version = runtimes[0].sglang_version_script()
+        if version:
+            parts.append(("version", version))
     return "__glm5_cfg=$(cat)\n" + section_script(parts)
 
 
@@ -123,21 +123,32 @@ def rank_command(inventory: Inventory, replica: Replica, rank: RankAssignment, a
 class RankReading:
     state: RankState
     log: tuple[str, ...]
-    clock: Clock | None
     head: HeadProbe | None
     venv_version: str | None
+    note: str = ""
+    others: tuple[Item, ...] = ()
 
 
-def parse_rank(result: CommandResult, runtime: Runtime, is_head: bool) -> RankReading:
-    parts = split_sections(result, ["clock", "unit", "log"])
-    clock = parse_clock(parts["clock"].stdout)
-    state = unit_rank_state(parse_show(parts["unit"].stdout), clock)
-    if runtime is Runtime.DOCKER and "container" in parts:
-        c = parts["container"]
-        cstate = container_rank_state(c.stdout, c.exit_code)
-        if cstate.state != "absent" or state.state == "absent":
-            state = cstate
-    log = tuple(mask(parts["log"].stdout).splitlines())
+def parse_rank(result: CommandResult, inventory: Inventory, replica: Replica, is_head: bool) -> RankReading:
+    cluster = inventory.cluster.name
+    stem = rank_stem(cluster, replica.index)
+    runtimes: tuple[Runtime, ...] = all_runtimes(inventory)
+    parts = split_sections(result, [f"state-{rt.kind}" for rt in runtimes])
+    states = [(rt, rt.parse_state(rt.target(stem), parts[f"state-{rt.kind}"].stdout)) for rt in runtimes]
+    # the inventory's runtime first; the other one's service when only it exists (or only it runs)
+    found = [x for x in states if x[1].exists]
+    rt, state = next((x for x in found if x[1].up), found[0] if found else states[0])
+    note = ""
+    if rt is not runtimes[0] and state.exists:
+        note = (f"started by the {rt.mode} runtime; the inventory says {runtimes[0].mode} "
+                "(`glm5cluster up` replaces it)")
+    log_part = parts.get(f"log-{rt.kind}")
+    log = tuple(mask(log_part.stdout).splitlines()) if log_part is not None else ()
+    survey = parts.get("survey")
+    others: tuple[Item, ...] = ()
+    if survey is not None:
+        others = tuple(i for i in parse_survey(cluster, survey.stdout).others(rt.kind, state.target or rt.target(stem))
+                       if i.replica is not None)
     head = None
     if is_head:
         def reply(name: str) -> HttpReply:
@@ -147,28 +158,26 @@ def parse_rank(result: CommandResult, runtime: Runtime, is_head: bool) -> RankRe
         head = HeadProbe(reply("health"), reply("models"), reply("server-info"))
     v = parts.get("version")
     version = v.stdout.strip() if v is not None and v.ok and v.stdout.strip() else None
-    return RankReading(state, log, clock, head, version)
+    return RankReading(state, log, head, version, note, others)
 
 
 def collect(inventory: Inventory, topology: Topology, pool: ConnectionPool, api_key: str | None,
             forks: int = 32) -> ClusterStatus:
     jobs: dict[str, tuple[Replica, RankAssignment]] = {
         r.node.name: (rep, r) for rep in topology.replicas for r in rep.ranks}
-    runtime = inventory.serving.runtime
 
     def one(host: str) -> RankReading:
         rep, rank = jobs[host]
-        return parse_rank(pool.get(host).run(rank_command(inventory, rep, rank, api_key)), runtime, rank.is_head)
+        res = pool.get(host).run(rank_command(inventory, rep, rank, api_key))
+        return parse_rank(res, inventory, rep, rank.is_head)
 
     got = fan_out(list(jobs), one, forks, timeout=120)
     replicas = tuple(_replica(inventory, rep, got) for rep in topology.replicas)
-    return ClusterStatus(inventory.cluster.name, runtime.value, replicas)
+    return ClusterStatus(inventory.cluster.name, inventory.serving.runtime.value, replicas)
 
 
 def _replica(inventory: Inventory, rep: Replica, got: Mapping[str, object]) -> ReplicaStatus:
-    cluster = inventory.cluster.name
-    target = container_name(cluster, rep.index) if inventory.serving.runtime is Runtime.DOCKER \
-        else unit_name(cluster, rep.index)
+    wanted = all_runtimes(inventory)[0].target(rank_stem(inventory.cluster.name, rep.index))
     ranks: list[RankStatus] = []
     head: HeadProbe | None = None
     version: str | None = None
@@ -179,13 +188,20 @@ def _replica(inventory: Inventory, rep: Replica, got: Mapping[str, object]) -> R
         if not isinstance(value, RankReading):
             err = getattr(hr, "error", None)
             msg = str(getattr(err, "message", None) or err or "no result")
-            ranks.append(RankStatus(RankView(r.node_rank, r.node.name, RankState("unreachable", msg)), target, msg))
+            ranks.append(RankStatus(RankView(r.node_rank, r.node.name, RankState("unreachable", msg)), wanted, msg))
             continue
-        ranks.append(RankStatus(RankView(r.node_rank, r.node.name, value.state, value.log), target))
+        ranks.append(RankStatus(RankView(r.node_rank, r.node.name, value.state, value.log),
+                                value.state.target or wanted, note=value.note, others=value.others))
         if r.is_head:
             head = value.head
-            now = value.clock.wall if value.clock else None
+            now = value.state.now
             version = (head.version if head else None) or value.venv_version
     model = served_model(inventory)
     verdict = judge([rs.view for rs in ranks], head, model)
+    strays = [f"{i.name} on {rs.view.host} ({i.state})" for rs in ranks for i in rs.others if i.running]
+    if strays:
+        verdict = replace(verdict, reason=f"{verdict.reason}; also running from an earlier topology or runtime: "
+                          + ", ".join(strays) + " (`glm5cluster up` replaces them, `down` removes them)")
+    if verdict.verdict is Verdict.STOPPED and strays:
+        verdict = replace(verdict, verdict=Verdict.BROKEN)
     return ReplicaStatus(rep.index, rep.endpoint, tuple(ranks), head, verdict, model, version, now)

@@ -1,7 +1,9 @@
 """``teardown``: take a cluster's SGLang groups down and remove what launched them.
 
-Per host, this cluster's footprint is listed by name (``facts.footprint``: nothing of another
-cluster matches). Then:
+Per host, every service of this cluster is listed by name (``runtime.survey``: both runtimes,
+any replica index, the router; nothing of another cluster matches), and each is stopped and
+removed by its own runtime (``runtime.unit`` / ``runtime.container``), whichever runtime the
+inventory names now. Then:
 1. every head (rank 0) is stopped first: SIGTERM makes it drain in-flight requests and tell its
    group to shut down (unit ``TimeoutStopSec`` / ``docker stop -t``, bounded by ``drain_timeout``);
 2. every other rank is given ``worker_grace`` seconds to follow its head (SGLang ranks >= 1 ignore
@@ -23,24 +25,15 @@ from glm5cluster.commands import Shell
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import GlmError, TransportError
-from glm5cluster.facts.footprint import Footprint, Item, footprint_script, parse_footprint
-from glm5cluster.facts.units import UNIT_DIR
-from glm5cluster.model.inventory import Runtime
-from glm5cluster.render import CONFIG_DIR, docker_image, unit_stem
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.runtime import all_runtimes, by_kind, for_inventory
+from glm5cluster.runtime.rank import cluster_dir
+from glm5cluster.runtime.survey import Item, Survey, parse_survey, survey_script
+from glm5cluster.runtime.unit import UNIT_DIR
 
 # Never purged, whatever the inventory says.
 PROTECTED = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc", "/root",
              "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/mnt", "/media", "/data"}
-
-
-def name_prefix(cluster: str) -> str:
-    """``glm5-<cluster>-r``: every replica's unit (``.service``) and container name starts so."""
-    stem = unit_stem(cluster, 0)
-    return stem[: -len("0")]
-
-
-def cluster_config_dir(cluster: str) -> str:
-    return f"{CONFIG_DIR}/{cluster}"
 
 
 class TeardownParams(Params):
@@ -50,6 +43,8 @@ class TeardownParams(Params):
 
 
 def _is_head(item: Item, host: str, ctx: ClusterContext) -> bool:
+    if item.replica is None:  # the router: SIGTERM and drain like a head
+        return True
     if item.rank is not None:
         return item.rank == 0
     topo = ctx.topology
@@ -58,43 +53,23 @@ def _is_head(item: Item, host: str, ctx: ClusterContext) -> bool:
     return False
 
 
-def drain_script(items: list[Item], timeout: float) -> str:
+def drain_script(inv: Inventory, items: list[Item], timeout: float) -> str:
     """Stop heads: SIGTERM and wait (drain), SIGKILL when the deadline passes."""
-    secs = max(1, int(timeout))
-    lines = []
-    for it in items:
-        q = shlex.quote(it.name)
-        if it.kind == "unit":
-            lines.append(f"timeout {secs} systemctl stop -- {q} || systemctl kill -s SIGKILL -- {q}")
-        else:
-            lines.append(f"docker stop -t {secs} {q} >/dev/null || docker kill {q} >/dev/null 2>&1")
-    return "\n".join(lines + ["true"])
+    return "".join(by_kind(inv, it.kind).stop_script(it.name, head=True, drain=timeout, grace=0)
+                   for it in items) + "true\n"
 
 
-def remove_script(fp: Footprint, grace: float) -> str:
+def remove_script(inv: Inventory, found: Survey, grace: float) -> str:
     """Stop what still runs (grace, SIGINT, SIGKILL), remove units, containers and the config dir."""
-    ticks = max(2, int(grace * 2))
     out: list[str] = []
-    for it in fp.units:
-        q = shlex.quote(it.name)
-        alive = f"systemctl is-active -q -- {q}"
-        out.append(f"i=0; while {alive} && [ $i -lt {ticks * 2} ]; do sleep 0.5; i=$((i+1)); "
-                   f"[ $i -eq {ticks} ] && systemctl kill -s SIGINT -- {q}; done")
-        out.append(f"{alive} && systemctl kill -s SIGKILL -- {q}")
-        out.append(f"systemctl stop -- {q} 2>/dev/null; systemctl disable -- {q} >/dev/null 2>&1")
-        out.append(f"rm -f -- {UNIT_DIR}/{q}; rm -rf -- {UNIT_DIR}/{q}.d")
-    if fp.units:
-        out.append("systemctl daemon-reload")
-        out += [f"systemctl reset-failed -- {shlex.quote(it.name)} 2>/dev/null" for it in fp.units]
-    for it in fp.containers:
-        q = shlex.quote(it.name)
-        alive = f"[ \"$(docker inspect -f '{{{{.State.Running}}}}' {q} 2>/dev/null)\" = true ]"
-        out.append(f"i=0; while {alive} && [ $i -lt {ticks * 2} ]; do sleep 0.5; i=$((i+1)); "
-                   f"[ $i -eq {ticks} ] && docker kill -s INT {q} >/dev/null 2>&1; done")
-        out.append(f"docker rm -f {q} >/dev/null")
-    if fp.config_dir:
-        out.append(f"rm -rf -- {shlex.quote(fp.config_dir)}")
-    return "\n".join(out + ["true"])
+    for rt in all_runtimes(inv):
+        mine = [it.name for it in found.items if it.kind == rt.kind]
+        out += [rt.stop_script(name, head=False, drain=0, grace=grace) for name in mine]
+        if mine:
+            out.append(rt.remove_script(mine))
+    if found.config_dir:
+        out.append(f"rm -rf -- {shlex.quote(found.config_dir)}\n")
+    return "".join(out) + "true\n"
 
 
 def purge_targets(ctx: ClusterContext) -> tuple[list[str], list[str], list[str]]:
@@ -102,10 +77,12 @@ def purge_targets(ctx: ClusterContext) -> tuple[list[str], list[str], list[str]]
     inv = ctx.inventory
     paths = [inv.model.weights_dir]
     images: list[str] = []
-    if inv.serving.runtime is Runtime.VENV:
-        paths.append(inv.serving.venv_path)
-    elif ctx.topology is not None:
-        images = sorted({docker_image(inv, rep) for rep in ctx.topology.replicas})
+    rt = for_inventory(inv)
+    venv = rt.venv()
+    if venv:
+        paths.append(venv)
+    if ctx.topology is not None:
+        images = sorted({img for rep in ctx.topology.replicas if (img := rt.image(rep.deployment.gpu))})
     keep, refused = [], []
     for p in paths:
         norm = "/" + "/".join(x for x in p.split("/") if x)
@@ -160,7 +137,7 @@ class Teardown:
     def run(self, params: TeardownParams, ctx: ClusterContext) -> Mapping[str, StepResult]:
         cluster = ctx.inventory.cluster.name
         results: dict[str, StepResult] = {}
-        found: dict[str, Footprint] = {}
+        found: dict[str, Survey] = {}
         for host, hr in ctx.fan_out(lambda h: self._footprint(ctx, h, cluster)).items():
             if hr.error is not None:
                 results[host] = _error(hr.error)
@@ -177,7 +154,7 @@ class Teardown:
         for h in heads:
             ctx.progress(h, "draining the head (SIGTERM)")
         drained = ctx.fan_out(lambda h: ctx.run(h, Shell.sh(
-            drain_script(heads[h], params.drain_timeout), sudo=True, timeout=params.drain_timeout + 60,
+            drain_script(ctx.inventory, heads[h], params.drain_timeout), sudo=True, timeout=params.drain_timeout + 60,
             description=f"drain {', '.join(i.name for i in heads[h])}")), list(heads), timeout=None)
         for h, dr in drained.items():
             if dr.error is not None:
@@ -189,26 +166,26 @@ class Teardown:
             results[h] = rr.value if rr.value is not None else _error(rr.error)
         return results
 
-    def _footprint(self, ctx: ClusterContext, host: str, cluster: str) -> Footprint:
-        script = footprint_script(cluster, name_prefix(cluster), cluster_config_dir(cluster))
+    def _footprint(self, ctx: ClusterContext, host: str, cluster: str) -> Survey:
+        script = survey_script(cluster, cluster_dir(cluster))
         res = ctx.run(host, Shell.sh(script, sudo=True, timeout=60,
                                      description=f"list units/containers of cluster {cluster}"))
         if not res.ok:
             raise GlmError(f"cannot list the units/containers of {cluster}: {res.tail(3)}")
-        return parse_footprint(cluster, name_prefix(cluster), res)
+        return parse_survey(cluster, res.stdout)
 
-    def _plan(self, fp: Footprint, cluster: str, purge_note: str) -> StepResult:
+    def _plan(self, fp: Survey, cluster: str, purge_note: str) -> StepResult:
         if fp.empty:
             return StepResult(Status.CHANGED if purge_note else Status.OK,
                               f"would{purge_note}" if purge_note else f"nothing of cluster {cluster} here")
         return StepResult(Status.CHANGED, f"would stop and remove {fp.describe()}{purge_note}")
 
-    def _remove(self, ctx: ClusterContext, host: str, cluster: str, fp: Footprint, params: TeardownParams,
+    def _remove(self, ctx: ClusterContext, host: str, cluster: str, fp: Survey, params: TeardownParams,
                 paths: list[str], images: list[str], refused: list[str]) -> StepResult:
         done: list[str] = []
         if not fp.empty:
             ctx.progress(host, "stopping and removing")
-            res = ctx.run(host, Shell.sh(remove_script(fp, params.worker_grace), sudo=True,
+            res = ctx.run(host, Shell.sh(remove_script(ctx.inventory, fp, params.worker_grace), sudo=True,
                                          timeout=params.worker_grace * 3 + 120,
                                          description=f"stop and remove {fp.describe()}"))
             if not res.ok:

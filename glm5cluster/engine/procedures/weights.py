@@ -27,7 +27,7 @@ from typing import Any
 from glm5cluster.commands import Secret, Shell, Upload
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
-from glm5cluster.model.inventory import PathSource
+from glm5cluster.model.inventory import HubSource, PathSource
 from glm5cluster.tasks import weights as W
 
 STATE = ".glm5cluster"
@@ -91,7 +91,9 @@ class _Stage:
     def __init__(self, params: StageParams, ctx: ClusterContext) -> None:
         self.p, self.ctx = params, ctx
         inv = ctx.inventory
-        self.inv, self.src, self.wdir = inv, inv.model.source, inv.model.weights_dir
+        src = inv.model.source
+        assert isinstance(src, HubSource), "a path source is handled before staging"
+        self.inv, self.src, self.wdir = inv, src, inv.model.weights_dir
         self.hosts = list(ctx.hosts)
         seed = self.src.seed_host
         self.seed = seed if seed in self.hosts else self.hosts[0]

@@ -1,4 +1,4 @@
-"""The lab mirror host (issue 4): the air-gapped site's apt repositories of stand-in packages,
+"""The lab mirror host: the air-gapped site's apt repositories of stand-in packages,
 registry, Python package index and model hub, in one container on the lab network.
 
     from glm5cluster.lab.mirror import ensure_mirror, HubSpec

@@ -87,3 +87,21 @@ def test_mmlu_numpy_scalars() -> None:
 def test_mmlu_missing() -> None:
     with pytest.raises(ParseError, match="sgl-eval mmlu"):
         parse_sgl_eval(text("gsm8k_few_shot.txt"))
+
+
+# Outputs of the real 0.5.23 clients (SOURCES.md, "Real captures").
+def test_real_bench_serving_output() -> None:
+    r = parse_serving(text("real_serving_latency.txt"))
+    assert (r.completed, r.max_concurrency, r.total_input_tokens, r.total_output_tokens) == (10, 1, 365, 148)
+    assert (r.request_throughput, r.output_throughput, r.total_throughput) == (9.41, 139.32, 482.93)
+    assert (r.mean_ttft_ms, r.mean_tpot_ms, r.p99_itl_ms, r.accept_length) == (36.11, 4.88, 10.14, 3.48)
+
+
+def test_real_few_shot_gsm8k_output() -> None:
+    r = parse_gsm8k(text("real_gsm8k_few_shot.txt"))
+    assert (r.accuracy, r.invalid, r.latency_s, r.output_throughput) == (0.8, 0.0, 0.108, 1670.171)
+
+
+def test_real_run_eval_gsm8k_output() -> None:
+    r = parse_gsm8k(text("real_gsm8k_run_eval.txt"))
+    assert (r.accuracy, r.invalid, r.latency_s, r.output_throughput) == (0.8, None, 0.867, 207.538)

@@ -139,3 +139,17 @@ def test_ctrl_c_keeps_nothing(inv: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert main(["bench", str(inv)]) == 130
     assert "no result of this run was kept" in capsys.readouterr().err
     assert History("c1").paths() == []
+
+
+def test_unknown_replica_and_router_less_via_router(inv: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    assert main(["bench", str(inv), "--replica", "3"]) == 2
+    assert "--replica 3: no such replica (this inventory has [0])" in capsys.readouterr().err
+    assert main(["bench", str(inv), "--via-router", "--suite", "latency"]) == 2  # before any SSH
+    assert "--via-router: this inventory has no router" in capsys.readouterr().err
+
+
+def test_api_key_env_must_be_set(inv: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    inv.write_text(INV + "serving:\n  secrets:\n    api_key_env: GLM5_TEST_KEY\n")
+    monkeypatch.delenv("GLM5_TEST_KEY", raising=False)
+    assert main(["bench", str(inv), "--suite", "latency"]) == 1
+    assert "GLM5_TEST_KEY, which is not set here" in capsys.readouterr().err

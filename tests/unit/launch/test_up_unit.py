@@ -12,7 +12,7 @@ from glm5cluster.cli.up_cmd import merge_verify, verify_only
 from glm5cluster.engine.playbook import load_playbook
 from glm5cluster.engine.procedure import ClusterContext
 from glm5cluster.engine.report import RunReport, Status, StepReport, StepResult
-from glm5cluster.render import docker_run_argv, render_unit, unit_vars
+from glm5cluster.runtime.rank import rank_command, rank_unit
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -40,7 +40,7 @@ def test_memlock_knob_in_the_unit() -> None:
     for value in (True, False):
         inv, topo = _with_memlock("h200-bf16.yaml", value)
         rep = topo.replicas[0]
-        unit = render_unit(unit_vars(inv, topo, rep, rep.ranks[1]))
+        unit = rank_unit(inv, topo, rep, rep.ranks[1])
         assert ("LimitMEMLOCK=infinity" in unit) is value
         assert "\nLimitSTACK=67108864\n" in unit and "\n\n\n" not in unit
 
@@ -49,7 +49,7 @@ def test_memlock_knob_in_the_docker_argv() -> None:
     for value in (True, False):
         inv, topo = _with_memlock("h100-bf16.yaml", value)
         rep = topo.replicas[0]
-        argv = docker_run_argv(inv, topo, rep, rep.ranks[0])
+        argv = rank_command(inv, topo, rep, rep.ranks[0])
         assert ("memlock=-1" in argv) is value
         assert "stack=67108864" in argv and "--gpus" in argv
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import types
 import typing
 from pathlib import Path
@@ -75,9 +76,11 @@ def test_examples_use_documentation_addresses() -> None:
 
 
 def test_validate_many_files_real_cli(example_home: Path) -> None:
-    exe = ROOT / ".venv" / "bin" / "glm5cluster"
+    # the installed console script next to this interpreter (any venv), else the module
+    script = Path(sys.executable).parent / "glm5cluster"
+    exe = [str(script)] if script.is_file() else [sys.executable, "-m", "glm5cluster"]
     files = [str(INVENTORY / n) for n in sorted(SEED_ROWS)]
-    proc = subprocess.run([str(exe), "validate", *files], capture_output=True, text=True, timeout=60,
+    proc = subprocess.run([*exe, "validate", *files], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HOME": str(example_home)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("ok: ") == len(files)

@@ -16,6 +16,8 @@ from systemd_words import exec_start_argv
 
 from glm5cluster import render
 from glm5cluster.errors import PlanError
+from glm5cluster.runtime import ContainerRuntime, UnitRuntime, rank_stem
+from glm5cluster.runtime.rank import rank_command, rank_unit
 from glm5cluster.sglang.launcher import LAUNCHER, entry_argv
 
 HOSTILE = "a b 'c' \"d\" ;e $(touch /tmp/pwned-glm5) `id` %h %% \\g $HOME ${X} |&<>*?!#~\tend"
@@ -45,7 +47,7 @@ def test_systemd_exec_start_round_trips_hostile_values(inv_factory, planner):
     inv = hostile_inventory(inv_factory)
     topo = planner(inv)
     for rep, rank in pairs(inv, topo):
-        unit = render.render_unit(render.unit_vars(inv, topo, rep, rank))
+        unit = rank_unit(inv, topo, rep, rank)
         (line,) = [x for x in unit.splitlines() if x.startswith("ExecStart=")]
         python = "/opt/venv/bin/python"
         assert exec_start_argv(line[len("ExecStart="):]) == render.server_argv(inv, topo, rep, rank, python)
@@ -104,7 +106,7 @@ def test_docker_argv_through_real_sh(inv_factory, planner, tmp_path):
     (fake / "docker").write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
     (fake / "docker").chmod(0o755)
     for rep, rank in pairs(inv, topo):
-        argv = render.docker_run_argv(inv, topo, rep, rank)
+        argv = rank_command(inv, topo, rep, rank)
         line = shlex.join(argv)
         assert shlex.split(line) == argv
         out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True,
@@ -117,7 +119,7 @@ def test_docker_argv_shape(inv_factory, planner):
     inv = inv_factory("H200", "zai-org/GLM-5", hosts=2, serving={"runtime": "docker", "shm_size": "64g"})
     topo = planner(inv)
     rep = topo.replicas[0]
-    a = render.docker_run_argv(inv, topo, rep, rep.ranks[1])
+    a = rank_command(inv, topo, rep, rep.ranks[1])
     s = " ".join(a)
     for part in ["--gpus all", "--network host", "--ipc host", "--shm-size 64g", "--ulimit memlock=-1",
                  "--ulimit stack=67108864", "-v /models/glm5:/models/glm5:ro", "--name glm5-t-r0",
@@ -127,19 +129,19 @@ def test_docker_argv_shape(inv_factory, planner):
         assert part in s, part
     amd = inv_factory("MI300X", "zai-org/GLM-5", serving={"runtime": "docker", "sglang_version": "0.5.23", "image": "rocm/sgl-dev:x"})
     t = planner(amd)
-    s = " ".join(render.docker_run_argv(amd, t, t.replicas[0], t.replicas[0].ranks[0]))
+    s = " ".join(rank_command(amd, t, t.replicas[0], t.replicas[0].ranks[0]))
     assert "--device /dev/kfd --device /dev/dri --group-add video --cap-add SYS_PTRACE" in s
     assert "--security-opt seccomp=unconfined" in s and "--gpus" not in s and "rocm/sgl-dev:x" in s
     colon = inv_factory(model={"repo": "zai-org/GLM-5-FP8", "weights_dir": "/a:b"}, serving={"runtime": "docker"})
     t = planner(colon)
     with pytest.raises(PlanError) as e:
-        render.docker_run_argv(colon, t, t.replicas[0], t.replicas[0].ranks[0])
+        rank_command(colon, t, t.replicas[0], t.replicas[0].ranks[0])
     assert e.value.path == "model.weights_dir"
 
 
 def test_names():
-    assert render.unit_name("prod", 1) == "glm5-prod-r1.service"
-    assert render.container_name("prod", 0) == "glm5-prod-r0"
+    assert UnitRuntime("/v").target(rank_stem("prod", 1)) == "glm5-prod-r1.service"
+    assert ContainerRuntime("0.5.23").target(rank_stem("prod", 0)) == "glm5-prod-r0"
     assert render.secrets_file_path("prod") == "/etc/glm5cluster/prod/secrets.env"
 
 
@@ -182,12 +184,12 @@ def test_docker_api_key_travels_as_a_read_only_file_not_env(tmp_path, inv_factor
                       serving={"runtime": "docker", "secrets": {"api_key_env": "GLM5_API_KEY"}})
     topo = planner(inv)
     rep = topo.replicas[0]
-    head = render.docker_run_argv(inv, topo, rep, rep.ranks[0])
+    head = rank_command(inv, topo, rep, rep.ranks[0])
     s = " ".join(head)
     assert "--env-file /etc/glm5cluster/t/secrets.env" not in s
     assert "-v /etc/glm5cluster/t/secrets.env:/run/glm5cluster/secrets.env:ro" in s
     assert head[head.index(LAUNCHER) + 1] == "GLM5_API_KEY@/run/glm5cluster/secrets.env"
-    worker = " ".join(render.docker_run_argv(inv, topo, rep, rep.ranks[1]))
+    worker = " ".join(rank_command(inv, topo, rep, rep.ranks[1]))
     assert "secrets.env" not in worker
     # the launcher reads NAME=value (docker's raw env-file line, as written for the docker runtime)
     mod = tmp_path / "sglang"

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from glm5cluster.commands import CommandResult, Shell
-from glm5cluster.model.inventory import Inventory
-from glm5cluster.tasks.base import Change, NoOp, Skip
+from glm5cluster.model.catalog import gpu_profile
+from glm5cluster.model.inventory import GpuKind, Inventory
+from glm5cluster.model.nodes import resolve_nodes
+from glm5cluster.runtime.rank import rank_command
+from glm5cluster.tasks.base import Change, HostContext, NoOp, Skip
 from glm5cluster.tasks.sglang_runtime import (
     FLAGCHECK_SNIPPET,
     ImageFact,
@@ -22,6 +25,7 @@ from glm5cluster.tasks.sglang_runtime import (
     flagcheck_command,
     flagcheck_verdict,
 )
+from glm5cluster.topology import plan_topology
 
 SIM = Path(__file__).resolve().parents[3] / "glm5cluster" / "lab" / "sim" / "sglang_sim"
 
@@ -37,9 +41,12 @@ def inv(**serving: Any) -> Inventory:
 
 
 @dataclass
-class Ctx:
-    inventory: Inventory
-    node: Any = None
+class Node:
+    gpu_kind: GpuKind = GpuKind.H200
+
+
+def Ctx(inventory: Inventory, node: Node | None = None) -> HostContext:  # noqa: N802
+    return HostContext(node=node or Node(), inventory=inventory)  # type: ignore[arg-type]
 
 
 def res(out: str, code: int = 0) -> CommandResult:
@@ -85,10 +92,35 @@ def test_venv_install_from_index_and_noop_when_same_version() -> None:
 
 
 def test_flagcheck_argv_travels_on_stdin_not_argv() -> None:
-    cmd = flagcheck_command(inv(runtime="venv"), ["--model-path", "/m", "--nsa-decode-backend", "x"])
+    h200 = gpu_profile(GpuKind.H200)
+    cmd = flagcheck_command(inv(runtime="venv"), h200, ["--model-path", "/m", "--nsa-decode-backend", "x"])
     assert "--nsa-decode-backend" not in cmd.command_line() and "--nsa-decode-backend" in str(cmd.stdin)
-    d = flagcheck_command(inv(runtime="docker"), ["--tp-size", "8"])
+    assert cmd.argv[0] == "/opt/glm5cluster/venv/bin/python"
+    d = flagcheck_command(inv(runtime="docker"), h200, ["--tp-size", "8"])
     assert d.argv[:3] == ("docker", "run", "--rm") and "lmsysorg/sglang:v0.5.23" in d.argv
+    amd = flagcheck_command(inv(runtime="docker"), gpu_profile(GpuKind.MI300X), ["--tp-size", "8"])
+    assert "lmsysorg/sglang:v0.5.23-rocm700-mi30x" in amd.argv
+
+
+def test_amd_docker_pulls_the_image_the_launch_runs() -> None:
+    # Without serving.image the image step once pulled lmsysorg/sglang:vX while the launch ran
+    # lmsysorg/sglang:vX-rocm700-mi35x; both now ask the runtime for the one rule.
+    for kind, tag in ((GpuKind.MI355X, "v0.5.23-rocm700-mi35x"), (GpuKind.MI300X, "v0.5.23-rocm700-mi30x"),
+                      (GpuKind.H200, "v0.5.23")):
+        i = Inventory.model_validate({
+            "cluster": {"name": "c", "gpu": {"kind": kind.value, "count": 8}},
+            "hosts": [{"name": "n1", "address": "10.0.0.1"}, {"name": "n2", "address": "10.0.0.2"}],
+            "model": {"repo": "zai-org/GLM-5", "weights_dir": "/models/glm5"},
+            "serving": {"runtime": "docker"}})
+        nodes = resolve_nodes(i)
+        topo = plan_topology(i, nodes)
+        rep = topo.replicas[0]
+        launched = rank_command(i, topo, rep, rep.ranks[0])
+        pulled = SglangImage().facts(RuntimeParams(), Ctx(i, Node(kind)))["image"]
+        assert isinstance(pulled, ImageFact) and pulled.image == f"lmsysorg/sglang:{tag}"
+        assert pulled.image in launched and launched[launched.index(pulled.image) + 1] == "python3"
+        out = SglangImage().plan(RuntimeParams(), Ctx(i, Node(kind)), {"image": pulled.parse(res("", 1))})
+        assert isinstance(out, Change) and out.summary == f"pull lmsysorg/sglang:{tag}"
 
 
 def run_snippet(argv: list[str]) -> CommandResult:

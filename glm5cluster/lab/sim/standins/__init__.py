@@ -1,7 +1,7 @@
 """Stand-in packages for the lab mirror's apt repositories (stdlib only).
 
 Each stand-in carries a REAL package name and version scheme from the vendor repositories
-(``../shared/reference/gpu-stack.md``), so the product's install path runs real apt and dpkg;
+(NVIDIA's CUDA repository, AMD's radeon repository), so the product's install path runs real apt and dpkg;
 their maintainer scripts drive the lab's GPU simulators (``glm5lab-set-driver``, baked into the
 lab image under ``/opt/glm5lab/bin``) instead of building kernel modules.
 
