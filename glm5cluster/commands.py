@@ -26,6 +26,9 @@ class Secret:
         return f"Secret({self.name!r}, '***')"
 
 
+DEFAULT_TIMEOUT = 300.0  # seconds: a command with no size of its own (config, systemctl, probes)
+
+
 @dataclass(frozen=True)
 class Shell:
     """A command to run on a host.
@@ -33,6 +36,10 @@ class Shell:
     ``argv`` is run as is (quoted with ``shlex.join``); ``script`` is a POSIX sh script the
     caller has already quoted (every interpolated value through ``shlex.quote``). Exactly one of
     the two is set. ``stdin`` feeds standard input: the only way a ``Secret`` reaches a host.
+
+    Every command has a ``timeout`` (seconds): ``DEFAULT_TIMEOUT`` unless the command's work has
+    a size of its own (package installs, image pulls, hashing weights pass theirs); ``None``
+    means the default, never "no limit". A host that stops answering thus costs at most that.
     """
 
     argv: tuple[str, ...] = ()
@@ -40,12 +47,27 @@ class Shell:
     sudo: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     stdin: str | Secret | None = None
-    timeout: float | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
     description: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.argv) == (self.script is not None):
             raise ValueError("Shell needs exactly one of argv or script")
+        if self.timeout is None:
+            object.__setattr__(self, "timeout", DEFAULT_TIMEOUT)
+        elif self.timeout <= 0:
+            raise ValueError(f"Shell timeout must be positive, not {self.timeout}")
+
+    @property
+    def limit(self) -> float:
+        """The command's timeout in seconds (always set)."""
+        return float(self.timeout or DEFAULT_TIMEOUT)
+
+    def effective_timeout(self, host_default: float | None) -> float:
+        """The inventory's ``ssh.command_timeout`` replaces the default, never a sized limit."""
+        if host_default and self.timeout == DEFAULT_TIMEOUT:
+            return float(host_default)
+        return self.limit
 
     @classmethod
     def sh(cls, script: str, **kw: object) -> Shell:

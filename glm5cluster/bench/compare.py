@@ -46,15 +46,17 @@ class Published:
     suite: Suite
     params: Mapping[str, str]  # the cookbook's parameters (only comparable when they match)
     metrics: Mapping[str, float]
+    speculative: bool | None = None  # serving figures were measured with EAGLE on
 
 
 _SERVING = {"dataset": "random", "input_len": "1000", "output_len": "1000", "request_rate": "inf"}
 PUBLISHED: tuple[Published, ...] = (
     Published(("H200",), "fp8", 8, Suite.LATENCY, _SERVING | {"num_prompts": "10", "max_concurrency": "1"},
-              {"output_throughput": 117.96, "mean_ttft_ms": 290.88, "mean_tpot_ms": 7.54, "accept_length": 3.48}),
+              {"output_throughput": 117.96, "mean_ttft_ms": 290.88, "mean_tpot_ms": 7.54, "accept_length": 3.48},
+              speculative=True),
     Published(("H200",), "fp8", 8, Suite.THROUGHPUT, _SERVING | {"num_prompts": "1000", "max_concurrency": "100"},
               {"request_throughput": 2.43, "output_throughput": 1214.97, "total_throughput": 2435.38,
-               "mean_ttft_ms": 20613.80, "mean_tpot_ms": 38.73}),
+               "mean_ttft_ms": 20613.80, "mean_tpot_ms": 38.73}, speculative=True),
     Published(("H200",), "fp8", 8, Suite.GSM8K, {"num_questions": "200"}, {"accuracy": 0.955}),
     Published(("H200",), "fp8", 8, Suite.MMLU, {}, {"accuracy": 0.877}),
     Published(("MI325X", "MI355X"), "bf16", 8, Suite.GSM8K, {"num_questions": "200"}, {"accuracy": 0.970}),
@@ -72,7 +74,7 @@ def published_for(hw: HardwareRow, suite: Suite, params: Mapping[str, str]) -> P
     """The cookbook figure for this hardware row, suite and parameters, if it publishes one."""
     for p in PUBLISHED:
         if hw.gpu in p.gpu and hw.precision == p.precision and hw.tp == p.tp and p.suite is suite \
-                and all(params.get(k) == v for k, v in p.params.items()):
+                and p.speculative in (None, hw.speculative) and all(params.get(k) == v for k, v in p.params.items()):
             return p
     return None
 

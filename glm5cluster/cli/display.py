@@ -155,6 +155,8 @@ class Display:
                 state = "INTERRUPTED"
             self._print(f"  {rc.host:<{width}}  {state:<11} {counts}  {rc.duration:6.2f}s")
         failures = [(rc.host, rc.first_failure) for rc in report.recaps() if rc.first_failure]
+        # an unreachable host is the likeliest cause of its peers' failures: named first
+        failures.sort(key=lambda f: f[1] is None or f[1][1].status is not Status.UNREACHABLE)
         if failures:
             self._print("")
         for host, (step, r) in ((h, f) for h, f in failures if f is not None):

@@ -20,7 +20,8 @@ from glm5cluster.model.loader import load_inventory
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND...")
 @click.option("--limit", multiple=True, metavar="HOST|GROUP[,...]", help="Only these hosts or groups.")
 @click.option("--sudo", is_flag=True, help="Run through sudo -n for non-root users.")
-@click.option("--timeout", type=float, default=None, help="Seconds the command may run per host.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds the command may run per host (default 300, or the inventory's ssh.command_timeout).")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @transport_option

@@ -22,7 +22,7 @@ class LocalConnection:
 
     def run(self, cmd: Shell) -> CommandResult:
         line = cmd.full_command_line(use_sudo=self.needs_sudo)
-        timeout = cmd.timeout or self.command_timeout
+        timeout = cmd.effective_timeout(self.command_timeout)
         start = time.monotonic()
         try:
             proc = subprocess.run(  # noqa: S603 - argv; the line inside is built with shlex quoting

@@ -51,20 +51,35 @@ class OpenSshConnection:
         self._master = False
         self._lock = threading.Lock()
 
-    def _base(self) -> list[str]:
-        ep = self.endpoint
-        argv = ["ssh", "-o", "BatchMode=yes",
+    def _strict(self, ep: Endpoint) -> list[str]:
+        """The options every hop gets: the same known_hosts, strict checking, no prompts."""
+        argv = ["-o", "BatchMode=yes",
                 "-o", f"StrictHostKeyChecking={'accept-new' if self.accept_new else 'yes'}",
                 "-o", "UserKnownHostsFile=" + " ".join(shlex.quote(f) for f in self.known_files),
-                "-o", f"ConnectTimeout={int(self.target.connect_timeout)}",
-                "-o", f"ControlPath={self.control}", "-p", str(ep.port), "-l", ep.user]
+                "-o", "HashKnownHosts=yes",
+                "-o", f"ConnectTimeout={int(self.target.connect_timeout)}"]
         if self.target.config_file:
             argv += ["-F", self.target.config_file]
         for ident in ep.identity_files:
             argv += ["-i", ident, "-o", "IdentitiesOnly=yes"]
-        if ep.jumps:
-            argv += ["-J", ",".join(f"{j.user}@{j.host}:{j.port}" for j in ep.jumps)]
         return argv
+
+    def _proxy(self, dest: Endpoint, jumps: tuple[Endpoint, ...]) -> list[str]:
+        """Reach ``dest`` through ``jumps`` with a ProxyCommand per hop: ``-J`` would start the
+        jump's ssh without these options (its host key checked against other files, or not)."""
+        if not jumps:
+            return []
+        *before, last = jumps
+        host = f"[{dest.host}]" if ":" in dest.host else dest.host
+        inner = ["ssh", *self._strict(last), *self._proxy(last, tuple(before)), "-p", str(last.port),
+                 "-l", last.user, "-W", f"{host}:{dest.port}", last.host]
+        # ssh expands %-tokens in ProxyCommand once per level: escape them at every level
+        return ["-o", "ProxyCommand=" + shlex.join(inner).replace("%", "%%")]
+
+    def _base(self) -> list[str]:
+        ep = self.endpoint
+        return ["ssh", *self._strict(ep), "-o", f"ControlPath={self.control}", "-p", str(ep.port),
+                "-l", ep.user, *self._proxy(ep, ep.jumps)]
 
     def _ensure_master(self) -> None:
         with self._lock:
@@ -74,8 +89,8 @@ class OpenSshConnection:
             for attempt in range(max(1, self.attempts)):
                 argv = [*self._base(), "-o", "ControlMaster=yes", "-o", "ControlPersist=600",
                         "-N", "-f", self.endpoint.host]
-                p = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                   timeout=self.target.connect_timeout * 2 + 5)
+                p = subprocess.run(argv, capture_output=True, text=True, check=False,  # noqa: S603
+                                   timeout=self.target.connect_timeout * 2 + 5, start_new_session=True)
                 if p.returncode == 0:
                     self._master = True
                     return
@@ -101,12 +116,14 @@ class OpenSshConnection:
     def run(self, cmd: Shell) -> CommandResult:
         self._ensure_master()
         line = cmd.full_command_line(use_sudo=self.needs_sudo)
-        timeout = cmd.timeout or self.target.command_timeout
+        timeout = cmd.effective_timeout(self.target.command_timeout)
         argv = [*self._base(), "-o", "ControlMaster=no", self.endpoint.host, line]
         start = time.monotonic()
         try:
-            p = subprocess.run(argv, input=cmd.stdin_bytes() or b"", capture_output=True,
-                               timeout=timeout, check=False)
+            # its own session: a Ctrl-C on the terminal reaches glm5cluster, which ends the
+            # commands itself (and cleans up), not every ssh child at once
+            p = subprocess.run(argv, input=cmd.stdin_bytes() or b"", capture_output=True,  # noqa: S603
+                               timeout=timeout, check=False, start_new_session=True)
         except subprocess.TimeoutExpired as e:
             return CommandResult(cmd.display(), 124, (e.stdout or b"").decode(errors="replace"),
                                  f"timed out after {timeout}s", time.monotonic() - start)
@@ -134,7 +151,12 @@ class OpenSshConnection:
         argv = [*self._base(), "-o", "ControlMaster=no", self.endpoint.host,
                 shell.full_command_line(use_sudo=self.needs_sudo)]
         start = time.monotonic()
-        p = subprocess.run(argv, input=data, capture_output=True, check=False)
+        timeout = shell.effective_timeout(self.target.command_timeout)
+        try:
+            p = subprocess.run(argv, input=data, capture_output=True, check=False, timeout=timeout,  # noqa: S603
+                               start_new_session=True)
+        except subprocess.TimeoutExpired:
+            return CommandResult(shell.display(), 124, "", f"timed out after {timeout}s", time.monotonic() - start)
         return CommandResult(shell.display(), p.returncode, p.stdout.decode(errors="replace"),
                              p.stderr.decode(errors="replace"), time.monotonic() - start)
 

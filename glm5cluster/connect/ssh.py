@@ -9,6 +9,7 @@ a command that ran and failed is a result, never retried.
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import socket
@@ -158,6 +159,8 @@ class SshConnection:
                 raise
             except _TRANSIENT as e:
                 last = e
+                if _host_down(e):  # it already cost the connect timeout: name the host now
+                    break
                 if attempt + 1 < self.options.connect_attempts:
                     time.sleep(self.options.retry_delay * (attempt + 1))
         ep = self.endpoint
@@ -192,7 +195,7 @@ class SshConnection:
 
     def run(self, cmd: Shell) -> CommandResult:
         line = cmd.full_command_line(use_sudo=self.needs_sudo)
-        timeout = cmd.timeout or self.options.command_timeout
+        timeout = cmd.effective_timeout(self.options.command_timeout)
         with self._lock:
             chan = self._session()
         start = time.monotonic()
@@ -254,27 +257,46 @@ class SshConnection:
         return code
 
     def put(self, upload: Upload) -> CommandResult:
-        """SFTP to a temp file, then chmod/chown and ``mv`` into place (through sudo if needed)."""
+        """SFTP to a temp file, then chmod/chown and ``mv`` into place (through sudo if needed).
+
+        Through sudo the bytes first land in a private directory (0700, made by this upload) as
+        a 0600 file, never readable by others; the temp file and directory are removed on every
+        path, also when sudo refuses and the root side never runs."""
         start = time.monotonic()
         sudo = self.needs_sudo and upload.sudo
-        tmp_dir = "/tmp" if sudo else os.path.dirname(upload.dest) or "/"  # noqa: S108
+        private = f"/tmp/.glm5cluster-{uuid.uuid4().hex}" if sudo else None  # noqa: S108
+        tmp_dir = private or os.path.dirname(upload.dest) or "/"
         tmp = f"{tmp_dir}/.glm5cluster-{uuid.uuid4().hex}"
+        sftp: paramiko.SFTPClient | None = None
+        placed = False
         try:
-            with self._lock:
-                if self._sftp is None:
-                    self._sftp = self._ensure().open_sftp_client()
-                sftp = self._sftp
-            assert sftp is not None
-            with sftp.open(tmp, "wb") as f:
-                f.chmod(0o600)
-                f.write(upload.content)
-        except (OSError, EOFError, paramiko.SSHException) as e:
-            alive = bool(self._transports) and self._transports[-1].is_active()
-            if alive and isinstance(e, OSError):  # e.g. permission denied: a result, not a fault
-                return CommandResult(upload.display(), 1, "", f"sftp write {tmp}: {e}",
-                                     time.monotonic() - start)
-            self._drop()
-            raise TransportError(f"{self.host}: upload of {upload.dest} failed: {_describe(e)}") from e
+            try:
+                with self._lock:
+                    if self._sftp is None:
+                        self._sftp = self._ensure().open_sftp_client()
+                    sftp = self._sftp
+                assert sftp is not None
+                if private:
+                    sftp.mkdir(private, 0o700)  # fails if it exists: never someone else's
+                    sftp.chmod(private, 0o700)  # whatever the umask
+                with sftp.open(tmp, "wb") as f:
+                    f.chmod(0o600)  # before the first byte
+                    f.write(upload.content)
+            except (OSError, EOFError, paramiko.SSHException) as e:
+                alive = bool(self._transports) and self._transports[-1].is_active()
+                if alive and isinstance(e, OSError):  # e.g. permission denied: a result, not a fault
+                    return CommandResult(upload.display(), 1, "", f"sftp write {tmp}: {e}",
+                                         time.monotonic() - start)
+                self._drop()
+                raise TransportError(f"{self.host}: upload of {upload.dest} failed: {_describe(e)}") from e
+            res = self._place(upload, tmp, sudo, start)
+            placed = res.ok
+            return res
+        finally:
+            if sftp is not None and (private or not placed):
+                _remove_quietly(sftp, None if placed else tmp, private)
+
+    def _place(self, upload: Upload, tmp: str, sudo: bool, start: float) -> CommandResult:
         owner = upload.owner or ("root" if sudo else "")
         chown = f"{owner}:{upload.group}" if upload.group else owner
         # never leave the content behind: the traps remove the temp files on any failure
@@ -339,6 +361,25 @@ def _collect(chan: paramiko.Channel, timeout: float | None, start: float) -> tup
     return (b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"), code)
 
 
+def _remove_quietly(sftp: paramiko.SFTPClient, tmp: str | None, private: str | None) -> None:
+    """Remove the upload's temp file (and private directory) if still there."""
+    for fn, path in ((sftp.remove, tmp), (sftp.rmdir, private)):
+        if path is None:
+            continue
+        try:
+            fn(path)
+        except (OSError, EOFError, paramiko.SSHException):  # gone already (moved), or no connection
+            continue
+
+
+def _host_down(e: BaseException) -> bool:
+    """No answer at all (connect timed out, no route): retrying would only multiply the wait.
+    Refused or reset connections (sshd restarting, a reboot) are retried."""
+    if isinstance(e, socket.timeout | TimeoutError):
+        return True
+    return isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN)
+
+
 def _describe(e: BaseException | None) -> str:
     if e is None:
         return "unknown error"
@@ -350,5 +391,7 @@ def _describe(e: BaseException | None) -> str:
         return "connection reset"
     if isinstance(e, EOFError):
         return "connection closed (EOF)"
+    if isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN):
+        return "no route to host"
     text = str(e) or type(e).__name__
     return text

@@ -122,7 +122,7 @@ def _culprit(down: Sequence[RankView]) -> tuple[RankView, str | None, str | None
     _, _, _, rank, finding = scored[0]
     if finding is None:
         return rank, None, None, None
-    return rank, finding.cause.title, finding.cause.fix, finding.line
+    return rank, finding.cause.title, finding.cause.fix.replace("--node ...", f"--node {rank.host}"), finding.line
 
 
 def judge(ranks: Sequence[RankView], head: HeadProbe | None, model: str | None = None) -> Judgement:
@@ -140,6 +140,10 @@ def judge(ranks: Sequence[RankView], head: HeadProbe | None, model: str | None =
         others = [r for r in down if r is not rank]
         if others:
             reason += "; also down: " + ", ".join(f"rank {r.rank} ({r.host})" for r in others)
+        if unreachable:  # a host that went away explains its peers' exits: named first
+            names = ", ".join(r.host for r in unreachable)
+            return Judgement(Verdict.BROKEN, f"cannot reach {names}; {reason}", unreachable[0].rank,
+                             unreachable[0].host, title, fix, line)
         return Judgement(Verdict.BROKEN, reason, rank.rank, rank.host, title, fix, line)
     if unreachable:
         names = ", ".join(r.host for r in unreachable)

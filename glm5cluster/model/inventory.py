@@ -113,7 +113,7 @@ class SshSettings(Record):
     known_hosts: LocalPath | None = Field(default=None, description="known_hosts file to check host keys against (default ~/.ssh/known_hosts); unknown keys are refused.")
     jump_host: Annotated[str, StringConstraints(pattern=JUMP_RE)] | None = Field(default=None, description="Bastion to hop through: [user@]host[:port].")
     connect_timeout: Annotated[float, Strict(), Field(gt=0, le=600)] | None = Field(default=None, description="Seconds to wait for the SSH connection (default 10).")
-    command_timeout: Annotated[float, Strict(), Field(gt=0)] | None = Field(default=None, description="Default per-command timeout in seconds (default: none).")
+    command_timeout: Annotated[float, Strict(), Field(gt=0)] | None = Field(default=None, description="Seconds a command may run when its work has no size of its own (default: 300; package installs, image pulls and weight checks carry their own limits).")
     config_file: LocalPath | None = Field(default=None, description="ssh_config file to honour (default ~/.ssh/config).")
     sudo: Bool | None = Field(default=None, description="Run privileged commands through sudo -n even as root (default false; always true for non-root users).")
 

@@ -158,10 +158,29 @@ def _type_problem(kind: str | None, value: str) -> str | None:
     return None
 
 
-def _check_value(flag: str, spec: OptionSpec, value: str, errors: list[str]) -> None:
+def releases_offering(flag: str, value: str | None = None) -> list[str]:
+    """The supported releases whose table has ``flag`` (accepting ``value``, when given)."""
+    out = []
+    for v in supported_releases():
+        spec = load_table(v).lookup(flag)
+        if spec is not None and (value is None or spec.choices is None or value in spec.choices):
+            out.append(v)
+    return out
+
+
+def _elsewhere(table: OptionTable, flag: str, value: str | None = None) -> str:
+    """``; SGLang 0.5.9 .. 0.5.12.post1 offer it`` when other supported releases do."""
+    found = [v for v in releases_offering(flag, value) if table.name != f"sglang {v}"]
+    if not found:
+        return ""
+    span = found[0] if len(found) == 1 else f"{found[0]} .. {found[-1]}"
+    return f"; SGLang {span} {'offers' if len(found) == 1 else 'offer'} it (serving.sglang_version)"
+
+
+def _check_value(flag: str, spec: OptionSpec, value: str, errors: list[str], table: OptionTable) -> None:
     if spec.choices is not None and value not in spec.choices:
         shown = ", ".join(spec.choices[:12]) + (" ..." if len(spec.choices) > 12 else "")
-        errors.append(f"{flag}: invalid choice {value!r} (choose from {shown})")
+        errors.append(f"{flag}: invalid choice {value!r} (choose from {shown}){_elsewhere(table, flag, value)}")
         return
     problem = _type_problem(spec.type, value)
     if problem:
@@ -193,7 +212,8 @@ def check_argv(argv: Sequence[str], table: OptionTable) -> ArgvReport:
         spec = table.lookup(flag)
         if spec is None:
             longer = sorted(f for f in table.by_flag if f.startswith(flag))
-            hint = f"; abbreviations are not allowed: write {longer[0]}" if len(longer) == 1 else ""
+            hint = (f"; abbreviations are not allowed: write {longer[0]}" if len(longer) == 1
+                    else _elsewhere(table, flag))
             errors.append(f"{flag}: unknown option for {table.name}{hint}")
             while i < len(argv) and not _looks_like_flag(argv[i]):
                 i += 1  # skip its values
@@ -218,7 +238,7 @@ def check_argv(argv: Sequence[str], table: OptionTable) -> ArgvReport:
             errors.append(f"{flag} needs a value" if lo == 1 else f"{flag} needs at least {lo} values")
             continue
         for v in values:
-            _check_value(flag, spec, v, errors)
+            _check_value(flag, spec, v, errors, table)
     return ArgvReport(tuple(errors), tuple(warnings))
 
 

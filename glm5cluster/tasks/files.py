@@ -176,7 +176,7 @@ class DirectoryTask(Task[DirectoryParams]):
                 return NoOp(f"{params.path} absent")
             if not state.is_dir:
                 return Fail(f"{params.path} is a {state.type}, not a directory", hint="remove it by hand")
-            return Change([Shell.sh(f"rm -rf -- {p}", sudo=True)], f"remove {params.path}")
+            return Change([Shell.sh(f"rm -rf -- {p}", sudo=True, timeout=1800)], f"remove {params.path}")
         mode = int(params.mode, 8) if params.mode is not None else None
         chown = owner_spec(params.owner, params.group)
         if state.exists and not state.is_dir:

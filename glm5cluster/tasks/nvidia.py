@@ -200,7 +200,7 @@ class NvidiaDriver(Task[StackParams]):
         if st.family == "rhel":
             stream = f"{br}-open" if open_modules else f"{br}-dkms"
             cmds.append(Shell.cmd("dnf", "module", "reset", "-y", "nvidia-driver", sudo=True))
-            cmds.append(Shell.cmd("dnf", "module", "enable", "-y", f"nvidia-driver:{stream}", sudo=True,
+            cmds.append(Shell.cmd("dnf", "module", "enable", "-y", f"nvidia-driver:{stream}", sudo=True, timeout=900,
                                   description=f"enable module stream nvidia-driver:{stream}"))
         for batch in batches:
             cmds.append(gs.install(st, batch, f"install {' '.join(batch)}"))

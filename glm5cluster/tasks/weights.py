@@ -233,3 +233,13 @@ def authorized_key_line(pub: str, gate: str, addresses: Sequence[str]) -> str:
 def expiry_prefix_script(expires_epoch: int) -> str:
     """Shell printing ``expiry-time="YYYYMMDDHHMMSS",`` in the node's local time (how sshd reads it)."""
     return f"date -d @{int(expires_epoch)} +'expiry-time=\"%Y%m%d%H%M%S\",'"
+
+
+def kill_agent_script(pid_file: str) -> str:
+    """Shell: stop the agent a pid file names, only if that pid still IS the agent (a stale file's
+    number may belong to another process by now), then remove the file."""
+    q = shlex.quote(pid_file)
+    return (f"p=$(cat {q} 2>/dev/null); case \"$p\" in ''|*[!0-9]*) ;; *) "
+            f"if tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q glm5-weights-agent; then "
+            "kill \"$p\" 2>/dev/null; sleep 1; fi;; esac; "
+            f"rm -f {q}; ")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -131,3 +135,38 @@ def test_run_is_refused_while_another_run_holds_the_cluster_lock(setup: tuple[Pa
         assert work.exists() and not lock.exists()  # broken, taken, and released at the end
     finally:
         lock.unlink(missing_ok=True)
+
+
+def test_ctrl_c_to_the_real_cli_ends_the_run_names_each_host_and_releases_the_lock(
+        setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    inv, pb, work = setup
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(pb.read_text() + "  - {name: wait, task: command, params: {cmd: 'sleep 30', changes: true}}\n"
+                    "  - {name: never, task: command, params: {cmd: 'touch /tmp/glm5-never', changes: true}}\n")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "GLM5CLUSTER_HOME": str(tmp_path / "g5")}
+    proc = subprocess.Popen([sys.executable, "-m", "glm5cluster", "run", str(inv), str(slow), "--yes"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=Path(__file__).resolve().parents[2])
+    lock = Path(runlock.lock_file(CLUSTER))
+    try:
+        deadline = time.monotonic() + 30
+        while not (work / "env").exists() and time.monotonic() < deadline:  # the `wait` step has begun
+            time.sleep(0.1)
+        time.sleep(1)
+        assert lock.exists()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        released = not lock.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        lock.unlink(missing_ok=True)
+    assert proc.returncode == 130, out
+    assert time.monotonic() - t0 < 10, out  # not after the 30 s command
+    assert "interrupted (Ctrl-C) during step 'wait'" in out, out
+    assert "node-1  INTERRUPTED" in out and "node-2  INTERRUPTED" in out, out
+    assert "in step 'wait' when interrupted (may be partly done); last completed step 'env'" in out, out
+    assert "Traceback" not in out and "internal error" not in out, out
+    assert not Path("/tmp/glm5-never").exists()
+    assert released  # the run lock is released on the way out

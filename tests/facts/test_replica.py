@@ -1,8 +1,7 @@
 """facts.replica and facts.rank_state: rank states from systemd/docker, node 0's HTTP answers,
 and the verdict.
 
-Data: ``replica/`` holds SGLang answers copied from ``../shared/fixtures/sglang-http/`` (see
-SOURCES.md there) and ``systemctl show`` / ``docker inspect`` outputs captured from the lab's
+Data: ``replica/`` holds real SGLang answers (public sources in ``replica/SOURCES.md``) and ``systemctl show`` / ``docker inspect`` outputs captured from the lab's
 real systemd and docker (``replica/SOURCES.md``); the logs are ``sglang_log/``'s real captures.
 """
 
@@ -141,3 +140,14 @@ def test_primary_cause_in_a_log_wins_and_is_reported() -> None:
 def test_verdict_table(states: tuple[str, str], verdict: Verdict) -> None:
     ranks = [RankView(i, f"node-{i + 1}", RankState(s)) for i, s in enumerate(states)]
     assert judge(ranks, None).verdict is verdict
+
+
+def test_an_unreachable_host_is_named_before_the_rank_that_exited_after_it() -> None:
+    # node-2 went down; node 0 crashed when NCCL lost it: the cause to name first is node-2
+    head_log = ("Traceback (most recent call last):", "RuntimeError: NCCL communicator was aborted")
+    head = RankView(0, "node-1", RankState("failed", "failed", 1001.0, exit_code=1), head_log)
+    gone = RankView(1, "node-2", RankState("unreachable", "node-2: cannot connect: timed out"))
+    j = judge([head, gone], None)
+    assert j.verdict is Verdict.BROKEN and (j.rank, j.host) == (1, "node-2")
+    assert j.reason.startswith("cannot reach node-2; rank 0 on node-1 exited"), j.reason
+    assert j.fix is not None and "--node ..." not in j.fix and "--node node-1" in j.fix, j.fix

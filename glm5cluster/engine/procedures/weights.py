@@ -32,6 +32,9 @@ from glm5cluster.tasks import weights as W
 
 STATE = ".glm5cluster"
 KEY_TAG = "glm5cluster-ephemeral"
+AGENT_NAME = "glm5-weights-agent"  # in the agent's command line (tasks/agents/weights_agent.py)
+HASH_RATE = 50e6  # bytes/s a node reads and hashes at the least (sizes the check's timeout)
+SILENT_POLLS = 60.0  # seconds a node may not answer progress polls before it is dropped
 
 
 class StageParams(Params):
@@ -133,7 +136,9 @@ class _Stage:
         total = sum(f["size"] for f in files)
         creq = {"dir": self.wdir, "repo": self.inv.model.repo, "commit": commit, "files": files,
                 "full": self.verify, "mark": not ctx.check}
-        checks = ctx.fan_out(lambda h: _json(self.agent(h, "check", stdin=json.dumps(creq), timeout=None), "check", h))
+        # the check may hash every byte (--verify-weights, unstamped files): sized to that work
+        check_timeout = 600 + total / HASH_RATE
+        checks = ctx.fan_out(lambda h: _json(self.agent(h, "check", stdin=json.dumps(creq), timeout=check_timeout), "check", h))
         state: dict[str, dict[str, Any]] = {}
         for h, r in checks.items():
             if r.ok and r.value is not None:
@@ -276,9 +281,12 @@ class _Stage:
         transfer key back out of authorized_keys; a re-run resumes from what was verified."""
         ctx = self.ctx
         pidf = shlex.quote(self.state_path("agent.pid"))
-        stop = (f"p=$(cat {pidf} 2>/dev/null) && [ -n \"$p\" ] && "
-                f"{{ kill -TERM -- -\"$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; "
-                f"sleep 1; kill -KILL -- -\"$p\" 2>/dev/null; rm -f {pidf}; }}; true")
+        # its whole process group (setsid: the agent's pid), its ssh/copy children with it; only
+        # while the pid still is the agent (a stale file's number may be another process now)
+        stop = (f"p=$(cat {pidf} 2>/dev/null); case \"$p\" in ''|*[!0-9]*) ;; *) "
+                f"if tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q {AGENT_NAME}; then "
+                f"kill -TERM -\"$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; sleep 1; "
+                f"kill -KILL -\"$p\" 2>/dev/null; fi;; esac; rm -f {pidf}; true")
         ctx.fan_out(lambda h: ctx.run(h, Shell.sh(stop, sudo=True, timeout=30, description="stop the weights agent")),
                     agents, timeout=60)
         if sources or receivers:
@@ -292,7 +300,7 @@ class _Stage:
             kind = req.pop("kind")
             sd = self.state_path("")
             pidf, logf, reqf = f"{sd}agent.pid", f"{sd}agent.log", f"{sd}req-{kind}.json"
-            kill_old = (f"if [ -f {shlex.quote(pidf)} ]; then kill $(cat {shlex.quote(pidf)}) 2>/dev/null; sleep 1; fi; ")
+            kill_old = W.kill_agent_script(pidf)
             ctx.run(h, Shell.cmd("install", "-d", "-m", "0755", sd, sudo=True))
             ctx.put(h, Upload(reqf, json.dumps(req).encode(), 0o600, sudo=True))
             launch = (W.token_prelude() + kill_old + "cd / && umask 022 && "
@@ -319,13 +327,24 @@ class _Stage:
                 f"cat {shlex.quote(self.state_path('progress.json'))} 2>/dev/null; echo; "
                 f"[ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null && echo ALIVE; "
                 f"tail -n 3 {shlex.quote(self.state_path('agent.log'))} 2>/dev/null | sed 's/^/LOG /'")
+        silent: dict[str, float] = {}  # host -> when it stopped answering the polls
         while running:
-            got = ctx.fan_out(lambda h: ctx.run(h, Shell.sh(poll, sudo=True, description="weights progress")), sorted(running))
+            got = ctx.fan_out(lambda h: ctx.run(h, Shell.sh(poll, sudo=True, timeout=self.p.poll_interval + 30,
+                                                            description="weights progress")), sorted(running))
             if any(not r.ok or r.value is None for r in got.values()):
                 time.sleep(self.p.poll_interval)  # a host did not answer: do not spin
             for h, r in got.items():
                 if not r.ok or r.value is None:
+                    since = silent.setdefault(h, time.monotonic())
+                    if time.monotonic() - since >= SILENT_POLLS:  # dropped and named, never polled forever
+                        self.results[h] = StepResult(
+                            Status.UNREACHABLE if r.unreachable else Status.FAILED,
+                            message=f"{h} stopped answering during weights staging "
+                                    f"({time.monotonic() - since:.0f}s): {getattr(r.error, 'message', None) or r.error}",
+                            hint="check the host; a re-run resumes from the verified files")
+                        running.discard(h)
                     continue
+                silent.pop(h, None)
                 out = r.value.stdout
                 rec: dict[str, Any] = {}
                 for ln in out.splitlines():
@@ -349,7 +368,7 @@ class _Stage:
                     running.discard(h)
             if ctx.expired():
                 for h in running:
-                    ctx.run(h, Shell.sh(f"kill $(cat {shlex.quote(self.state_path('agent.pid'))}) 2>/dev/null", sudo=True))
+                    ctx.run(h, Shell.sh(W.kill_agent_script(self.state_path("agent.pid")), sudo=True))
                     self.results[h] = StepResult(Status.FAILED, message="weights transfer did not finish before the step timeout")
                 running.clear()
         # the agents have ended: their pid files name nothing (a later pid could reuse the number)

@@ -29,6 +29,9 @@ def test_published_figure_only_for_the_same_row_and_parameters() -> None:
     lat = SuiteParams().for_suite(Suite.LATENCY)
     assert published_for(H200_FP8, Suite.LATENCY, lat) is not None
     assert published_for(H200_FP8, Suite.LATENCY, lat | {"num_prompts": "5"}) is None
+    no_eagle = HardwareRow("H200", 8, 1, 8, "fp8", False)
+    assert published_for(no_eagle, Suite.LATENCY, lat) is None  # the cookbook measured with EAGLE
+    assert published_for(no_eagle, Suite.GSM8K, {"num_questions": "200"}) is not None
     bf16 = HardwareRow("H200", 8, 2, 16, "bf16", True)
     assert published_for(bf16, Suite.LATENCY, lat) is None
     amd = HardwareRow("MI355X", 8, 1, 8, "bf16", False)

@@ -1,5 +1,5 @@
 """The GPU tool simulators' output formats, against the captured outputs they are built from
-(glm5cluster/lab/sim/gpu/data, copied from /work/shared/fixtures; see SOURCES.md there)."""
+(glm5cluster/lab/sim/gpu/data; its SOURCES.md names the public source of each)."""
 
 from __future__ import annotations
 

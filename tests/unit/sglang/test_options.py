@@ -180,3 +180,16 @@ def test_versions_without_a_table_are_refused(version, needle):
 ])
 def test_release_of_image(image, release):
     assert profiles_mod.release_of_image(image) == release
+
+
+@pytest.mark.parametrize(("version", "argv", "needle"), [
+    ("0.5.8", ["--nsa-decode-backend", "trtllm"], "invalid choice 'trtllm'"),
+    ("0.5.21", ["--attn-dp-size", "8"], "unknown option for sglang 0.5.21"),
+    ("0.5.23", ["--cuda-graph-max-bs", "8"], "unknown option for sglang 0.5.23"),
+])
+def test_errors_name_the_releases_that_offer_it(version, argv, needle):
+    (problem,) = validate_argv(argv, table_for(version))
+    span = {"0.5.8": "SGLang 0.5.9 .. 0.5.19 offer it", "0.5.21": "SGLang 0.5.22 .. 0.5.23 offer it",
+            "0.5.23": "SGLang 0.5.8 .. 0.5.19 offer it"}[version]
+    assert needle in problem and span in problem, problem
+    assert "offer" not in validate_argv(["--bogus"], table_for(version))[0]

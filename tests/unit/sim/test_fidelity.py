@@ -156,3 +156,16 @@ def test_older_version_speaks_its_own_family(tmp_path: Path, model_dir: Path) ->
     assert "server_args=ServerArgs(" in text
     assert stray_lines(text, "0.5.9") == []
     assert read_log(lines).phase == Phase.READY
+
+
+def test_wheel_of_a_version_takes_that_versions_option_table(tmp_path: Path) -> None:
+    real = json.loads(REAL_OPTIONS.read_text())
+    older = dict(real, version="0.5.9", options=real["options"][:5])
+    tables = tmp_path / "data"
+    tables.mkdir()
+    (tables / "server-options-0.5.9.json").write_text(json.dumps(older))
+    wheel = zipfile.ZipFile(build_wheel(str(tmp_path / "a"), "0.5.9", str(tables)))
+    assert json.loads(wheel.read("sglang/srt/server_options.json")) == older
+    assert wheel.read("sglang/version.py") == b'__version__ = "0.5.9"\n'
+    default = zipfile.ZipFile(build_wheel(str(tmp_path / "b")))
+    assert json.loads(default.read("sglang/srt/server_options.json")) == real

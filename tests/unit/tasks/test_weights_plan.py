@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +145,30 @@ def test_expiry_prefix_is_the_nodes_local_time() -> None:
     out = subprocess.run(["sh", "-c", expiry_prefix_script(86400 + 3600)], capture_output=True, text=True,
                          env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}, check=True).stdout.strip()
     assert out == 'expiry-time="19700102010000",'
+
+
+def test_kill_agent_only_kills_the_agent_a_pid_file_names(tmp_path: Path) -> None:
+    """A stale agent.pid may name an unrelated process by now: it is left alone; the file goes."""
+    import subprocess
+    import sys
+
+    from glm5cluster.tasks.weights import kill_agent_script
+
+    agent = tmp_path / "glm5-weights-agent.py"
+    agent.write_text("import time\ntime.sleep(60)\n")
+    other = subprocess.Popen(["sleep", "60"])
+    real = subprocess.Popen([sys.executable, str(agent)])
+    try:
+        pidf = tmp_path / "agent.pid"
+        for proc, killed in ((other, False), (real, True)):
+            pidf.write_text(f"{proc.pid}\n")
+            subprocess.run(["sh", "-c", kill_agent_script(str(pidf))], check=True, timeout=30)
+            assert not pidf.exists()
+            assert (proc.poll() is not None) is killed, proc.args
+        pidf.write_text("1; touch /tmp/x\n")
+        subprocess.run(["sh", "-c", kill_agent_script(str(pidf))], check=True, timeout=30)
+        assert not pidf.exists()
+    finally:
+        for p in (other, real):
+            p.kill()
+            p.wait()

@@ -6,7 +6,9 @@ no build backend needed, byte-for-byte reproducible).
 
 The version is what the simulator reports (`sglang version`, `/server_info`, `/v1/loads`) and
 picks the log wording family (`sglang/_sim/log_templates.json`), so a lab can install one
-version, then another, and a rollout shows. Default: 0.5.23.
+version, then another, and a rollout shows. Default: 0.5.23. Where the project ships the real
+option table of that version (`glm5cluster/sglang/data/server-options-<version>.json`), the wheel's
+parser is built from it; otherwise from the 0.5.23 table.
 """
 
 import base64
@@ -18,6 +20,7 @@ import zipfile
 NAME = "sglang"
 VERSION = "0.5.23"
 HERE = os.path.dirname(os.path.abspath(__file__))
+OPTIONS_DIR = os.path.join(HERE, "..", "..", "..", "sglang", "data")
 EPOCH = (2026, 1, 1, 0, 0, 0)
 
 METADATA = """Metadata-Version: 2.1
@@ -51,7 +54,15 @@ def _record_line(arcname, data):
     return f"{arcname},sha256={digest},{len(data)}"
 
 
-def build_wheel(out_dir, version=VERSION):
+def _options_table(version, options_dir):
+    path = os.path.join(options_dir, f"server-options-{version}.json")
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            return f.read()
+    return None
+
+
+def build_wheel(out_dir, version=VERSION, options_dir=OPTIONS_DIR):
     """Write the wheel of the given simulated version into out_dir; return its path."""
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{NAME}-{version}-py3-none-any.whl")
@@ -62,6 +73,8 @@ def build_wheel(out_dir, version=VERSION):
             data = f.read()
         if arcname == f"{NAME}/version.py":
             data = f'__version__ = "{version}"\n'.encode()
+        if arcname == f"{NAME}/srt/server_options.json":
+            data = _options_table(version, options_dir) or data
         entries.append((arcname, data))
     metadata = METADATA.format(name=NAME, version=version)
     for name, text in (("METADATA", metadata), ("WHEEL", WHEEL), ("entry_points.txt", ENTRY_POINTS),

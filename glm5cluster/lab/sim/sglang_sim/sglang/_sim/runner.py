@@ -5,9 +5,8 @@ import signal
 import threading
 import time
 
-from sglang._sim import gpus, http_api, model_check, rendezvous, tracebacks as tb
+from sglang._sim import gpus, http_api, model_check, rendezvous, slog, tracebacks as tb
 from sglang._sim.faults import Faults
-from sglang._sim import slog
 from sglang._sim.slog import c10d_stamp, emit, hostname, raw
 from sglang.srt.server_args import prepare_server_args
 
@@ -112,10 +111,10 @@ class Node:
             self.head.shutdown()  # ShutdownReq to every rank
         if self.server is not None:
             self.server.shutdown()
-        emit("uvicorn_shutting_down")
-        emit("uvicorn_waiting_shutdown")
-        emit("uvicorn_shutdown_complete")
-        emit("uvicorn_finished", pid=os.getpid())
+            emit("uvicorn_shutting_down")
+            emit("uvicorn_waiting_shutdown")
+            emit("uvicorn_shutdown_complete")
+            emit("uvicorn_finished", pid=os.getpid())
         os._exit(0)
 
     def on_shutdown_from_head(self):
