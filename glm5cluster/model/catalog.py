@@ -185,9 +185,9 @@ ROCM_KEY_FINGERPRINTS: tuple[str, ...] = ("CA8BB4727A47B4D09B4EE8969386B48A1A693
 # local phase is judged only when the inventory sets preflight.min_local_busbw_gbps.
 LOCAL_BUSBW_GBPS: dict[tuple[GpuKind, int], float] = {(GpuKind.H100, 8): 460.0, (GpuKind.H200, 8): 431.0}
 # Across nodes the NICs bound an all-reduce: NCCL's author gives 46-48 GB/s per 400G NDR NIC,
-# 24 per 200G, 12 per 100G (NVIDIA/nccl-tests issues 290 and 119); 2 nodes x 8 NDR measured
-# 368.8 GB/s with NVLS off (nccl-tests issue 309) = 8 x 46. So the expectation is NIC count x speed,
-# never the GPU model alone (4 RoCE NICs give ~35 GB/s on the same GPUs).
+# 24 per 200G, 12 per 100G (github.com/NVIDIA/nccl-tests/issues/290 and /119); 2 nodes x 8 NDR
+# measured 368.8 GB/s with NVLS off (github.com/NVIDIA/nccl-tests/issues/309) = 8 x 46. So the
+# expectation is NIC count x speed, never the GPU model alone (4 RoCE NICs give ~35 GB/s on the same GPUs).
 NIC_BUSBW_GBPS: dict[int, float] = {400: 46.0, 200: 24.0, 100: 12.0}
 BUSBW_FAIL_BELOW = 0.80  # fail below 80 % of the expectation (field practice; inventory-tunable)
 
