@@ -27,6 +27,7 @@ SUBCOMMANDS = [
     "logs",
     "down",
     "bench",
+    "preflight",
 ]
 
 

@@ -341,6 +341,7 @@ class PreflightSpec(Record):
     nccl_port: Port | None = Field(default=None, description="Rendezvous port of the NCCL probe on node 0 (default: serving.dist_init_port + 1000).")
     high_port: Port = Field(default=45000, description="Port in NCCL's ephemeral range tested with TCP both ways between every pair of nodes (NCCL and Gloo connect on random high ports).")
     nccl_timeout: Annotated[float, Strict(), Field(gt=0, le=3600)] = Field(default=180.0, description="Seconds the NCCL probe may take; a node that never joins is named when it runs out.")
+    nccl_gate: Bool = Field(default=True, description="`up` runs the NCCL all-reduce gate before a replica's first launch (skip once with `up --skip-nccl`). False where the runtime has no working torch/NCCL, such as the rehearsal lab.")
     nccl_sizes: Annotated[str, StringConstraints(pattern=r"^[0-9]+[KMG]?(,[0-9]+[KMG]?)*$")] = Field(default="1M,64M,256M,1G", description="All-reduce message sizes of the NCCL probe (the gate judges the largest).")
 
 
