@@ -24,7 +24,7 @@ from glm5cluster.cli.session import (
     transport_option,
 )
 from glm5cluster.cli.verdict import load_and_verify
-from glm5cluster.engine.playbook import Playbook, load_playbook
+from glm5cluster.engine.playbook import Playbook, load_playbook, splice_site
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
@@ -110,13 +110,17 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
 @click.option("--verify-weights", is_flag=True, help="Re-hash every weight file (ignore the manifest stamps).")
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
+@click.option("--site", "site_path", default=None, metavar="PLAYBOOK",
+              type=click.Path(dir_okay=False, path_type=str),
+              help="Your own site steps (python: or task: steps), each placed by its `at:` "
+                   "(before_stack, before_launch, after_ready).")
 @click.option("--playbook", "playbook_path", default=None, hidden=True, help="Another up playbook (tests).")
 @break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: tuple[str, ...],
             allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool, skip_nccl: bool,
-            verify_weights: bool, forks: int, verbose: bool, playbook_path: str | None, transport: str | None, break_lock: bool) -> None:
+            verify_weights: bool, forks: int, verbose: bool, site_path: str | None, playbook_path: str | None, transport: str | None, break_lock: bool) -> None:
     """Bring INVENTORY's hosts to a serving, verified GLM-5 and print where to send requests.
 
     facts -> preflight -> GPU stack -> SGLang -> weights -> launch -> readiness -> smoke test.
@@ -126,7 +130,10 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     loaded, topo = checked.loaded, checked.topology
     for w in checked.warnings:
         click.echo(f"warning: {w}", err=True)
-    pb = with_overrides(load_playbook(playbook_path or default_playbook()), timeout=ready_timeout,
+    base = load_playbook(playbook_path or default_playbook())
+    if site_path:
+        base = splice_site(base, load_playbook(site_path))
+    pb = with_overrides(base, timeout=ready_timeout,
                         allow_reboot=True if allow_reboot else None, restart=True if restart else None,
                         skip_nccl=True if skip_nccl else None)
     display = Display(verbose=verbose)
