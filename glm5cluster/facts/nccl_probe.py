@@ -42,6 +42,7 @@ class ProbeRun:
     ok: bool = False
     wall_s: float | None = None
     garbled: tuple[str, ...] = field(default=())
+    last_other: str = ""  # the last line that is not the probe's (a shell or python error)
 
     def best(self, phase: str) -> ProbeResult | None:
         """The result of ``phase`` at the largest size (what the gate judges: busbw plateaus there)."""
@@ -59,8 +60,10 @@ def parse_probe(text: str) -> ProbeRun:
     errors: list[ProbeError] = []
     garbled: list[str] = []
     done, ok, wall = False, False, None
+    other = ""
     for line in text.splitlines():
         if not line.startswith(PREFIX):
+            other = line.strip()[:300] or other
             continue
         try:
             ev = json.loads(line[len(PREFIX):])
@@ -78,7 +81,7 @@ def parse_probe(text: str) -> ProbeRun:
                 done, ok, wall = True, bool(ev["ok"]), float(ev["wall_s"])
         except (ValueError, KeyError, TypeError):
             garbled.append(line[:200])
-    return ProbeRun(tuple(init), tuple(results), tuple(errors), done, ok, wall, tuple(garbled))
+    return ProbeRun(tuple(init), tuple(results), tuple(errors), done, ok, wall, tuple(garbled), other)
 
 
 def split_runs(text: str) -> list[str]:

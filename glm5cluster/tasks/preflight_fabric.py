@@ -200,7 +200,8 @@ def judge_probe(runs: Mapping[str, ProbeRun | None], hosts: Sequence[str], min_g
     for h in hosts:
         run = runs.get(h)
         if run is None or (not run.done and not run.errors):
-            out.append(Problem(h, f"the NCCL probe gave no answer on {h}",
+            said = f": {run.last_other}" if run is not None and run.last_other else ""
+            out.append(Problem(h, f"the NCCL probe gave no answer on {h}{said}",
                                "check the runtime's python/torch on this node (glm5cluster exec ...)"))
             continue
         for e in run.errors:

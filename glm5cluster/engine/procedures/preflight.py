@@ -39,18 +39,20 @@ from glm5cluster.facts.batch import FactBatch
 from glm5cluster.facts.network import InterfacesFact
 from glm5cluster.facts.nvidia import NvidiaGpus
 from glm5cluster.facts.rdma import RdmaFact
+from glm5cluster.facts.runtime_env import ComputeAppsFact, RuntimeEnvFact
 from glm5cluster.facts.serving import PortHoldersFact, WeightsStampFact
 from glm5cluster.facts.system import ShmFact
 from glm5cluster.runtime import for_inventory
 from glm5cluster.runtime.facts import InstalledFact, SurveyFact
 from glm5cluster.tasks import agents
 from glm5cluster.tasks import preflight as P
+from glm5cluster.tasks import preflight_spec as S
 from glm5cluster.tasks.preflight_fabric import check_rdma
 from glm5cluster.topology import DP_ATTENTION_ZMQ_PORTS, Replica
 
-Check = Literal["network", "ports", "gpu", "runtime", "weights", "limits", "fabric", "nccl"]
+Check = Literal["network", "ports", "gpu", "runtime", "weights", "limits", "fabric", "spec", "nccl"]
 ALL_CHECKS: tuple[Check, ...] = ("network", "ports", "gpu", "runtime", "weights", "limits")
-EVERY_CHECK: tuple[Check, ...] = (*ALL_CHECKS, "fabric", "nccl")
+EVERY_CHECK: tuple[Check, ...] = (*ALL_CHECKS, "fabric", "spec", "nccl")
 
 
 class PreflightParams(Params):
@@ -102,8 +104,13 @@ class _Replica:
             facts["shm"] = ShmFact()
         if "fabric" in checks:
             facts.update(fabric_facts(self.rep.head.node.cluster_address))
-        elif "nccl" in checks:  # the gate's NCCL_IB_GID_INDEX and NIC-derived threshold
+        elif "nccl" in checks or "spec" in checks:  # GID index, NIC threshold, /dev/infiniband
             facts["rdma"] = RdmaFact()
+        if "spec" in checks:
+            facts["renv"] = RuntimeEnvFact([*preflight_nccl.runtime_python(self.inv, self.rep), "-c",
+                                            agents.source("runtime_env")])
+            if self.rep.deployment.gpu.vendor == "nvidia":
+                facts["apps"] = ComputeAppsFact()
         return facts
 
     def ports(self, host: str) -> list[int]:
@@ -172,12 +179,28 @@ class _Replica:
             for h in self.hosts:
                 self.notes[h] += fab.notes[h]
             nics, env = fab.nics, fab.env
+        if "spec" in checks:
+            self.spec(facts)
         if "nccl" in checks and self.p.optional_gate and (self.p.skip_nccl or not self.inv.preflight.nccl_gate):
             why = "--skip-nccl" if self.p.skip_nccl else "preflight.nccl_gate is false"
             self.notes[self.head].append(f"NCCL gate skipped ({why})")
         elif "nccl" in checks:
             self.nccl_gate(facts, nics, env)
         return self.results(checks)
+
+    def spec(self, facts: dict[str, dict[str, Any]]) -> None:
+        running = any(i.running for h in self.hosts for i in facts[h]["ours"].items)
+        for h in self.hosts:
+            f = facts[h]
+            probs, note = S.check_runtime_env(h, f["renv"], self.runtime.kind, self.inv.serving.memlock_unlimited,
+                                              f["rdma"].dev_infiniband)
+            self.problems += probs
+            self.notes[h].append(note)
+            if "apps" in f and not running:  # a serving replica's own processes hold the GPUs
+                probs, note = S.check_gpus_idle(h, f["apps"])
+                self.problems += probs
+                self.notes[h].append(note)
+        self.problems += S.check_version_parity(self.hosts, {h: facts[h]["renv"] for h in self.hosts})
 
     def nccl_gate(self, facts: dict[str, dict[str, Any]], nics: dict[str, tuple[int, int]],
                   env: dict[str, dict[str, str]]) -> None:

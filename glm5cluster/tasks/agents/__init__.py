@@ -8,7 +8,8 @@ name with ``command(name, *args)`` (``python3 -c <source> args``; secrets only o
 - ``smoke_test``: three chat completions (thinking, instruct, tool call);
 - ``tcp_listen`` / ``tcp_connect``: the dist-init TCP test of preflight;
 - ``weights_stamp``: the weights manifest stamp and which listed files are gone;
-- ``nccl_probe``: the NCCL all-reduce gate (uploaded, run with the runtime's own python).
+- ``nccl_probe``: the NCCL all-reduce gate (uploaded, run with the runtime's own python);
+- ``runtime_env``: limits and versions inside the runtime that will run SGLang (preflight spec).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PROGRAMS = ("health_probe", "smoke_test", "tcp_listen", "tcp_connect", "weights_stamp", "weights_agent",
-            "nccl_probe")
+            "nccl_probe", "runtime_env")
 
 
 @cache

@@ -137,3 +137,11 @@ def test_gate_single_gpu_real_capture_has_no_bandwidth_figure() -> None:
     run = parse_probe(split_runs((FACTS / "nccl_probe" / "h200x1-three-runs.log").read_text())[0])
     v = F.judge_probe({"a": run}, ["a"], None, None, 60)
     assert v.problems == [] and v.global_busbw is None and "init 0.54 s" in v.summary
+
+
+def test_gate_no_answer_quotes_the_shell() -> None:
+    run = parse_probe("env: '/opt/glm5cluster/venv/bin/python': No such file or directory\n")
+    v = F.judge_probe({"a": run, "b": None}, ["a", "b"], None, None, 60)
+    assert [p.host for p in v.problems] == ["a", "b"]
+    assert v.problems[0].message.endswith("gave no answer on a: env: '/opt/glm5cluster/venv/bin/python': "
+                                          "No such file or directory")
