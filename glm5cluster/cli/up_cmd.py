@@ -25,6 +25,7 @@ from glm5cluster.cli.session import (
 )
 from glm5cluster.cli.verdict import load_and_verify
 from glm5cluster.engine.playbook import Playbook, load_playbook, splice_site
+from glm5cluster.engine.procedures.rollout import save_applied
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
@@ -54,7 +55,9 @@ def with_overrides(pb: Playbook, **values: object) -> Playbook:
     return dataclasses.replace(pb, steps=tuple(steps))
 
 
-VERIFY_STEPS = ("readiness", "smoke")  # steps that only look: run for real after a no-change plan
+VERIFY_STEPS = ("readiness", "smoke", "router.register")  # steps that change nothing on a converged
+# cluster (router.register only checks the workers and sends the smoke test through the router):
+# run for real after a no-change plan
 
 
 def verify_only(pb: Playbook) -> Playbook:
@@ -155,6 +158,8 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     show_outcome(display, report, log, check)
     smoke_ok = any(r.status is Status.OK for s in report.steps if s.task == "smoke" for r in s.results.values())
     if report.exit_code == 0 and report.applied and smoke_ok:
+        if not limit:
+            save_applied(loaded)  # what `rollout --rollback` goes back to
         for line in serving_lines(loaded.inventory, topo, report):
             click.echo(line)
     ctx.exit(2 if confirm.refused else report.exit_code)
