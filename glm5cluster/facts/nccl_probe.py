@@ -42,7 +42,8 @@ class ProbeRun:
     ok: bool = False
     wall_s: float | None = None
     garbled: tuple[str, ...] = field(default=())
-    last_other: str = ""  # the last line that is not the probe's (a shell or python error)
+    last_other: str = ""
+    reached: tuple[int, ...] = ()  # ranks whose TCP connect to the rendezvous worked  # the last line that is not the probe's (a shell or python error)
 
     def best(self, phase: str) -> ProbeResult | None:
         """The result of ``phase`` at the largest size (what the gate judges: busbw plateaus there)."""
@@ -61,6 +62,7 @@ def parse_probe(text: str) -> ProbeRun:
     garbled: list[str] = []
     done, ok, wall = False, False, None
     other = ""
+    reached: list[int] = []
     for line in text.splitlines():
         if not line.startswith(PREFIX):
             other = line.strip()[:300] or other
@@ -68,7 +70,9 @@ def parse_probe(text: str) -> ProbeRun:
         try:
             ev = json.loads(line[len(PREFIX):])
             kind = ev["event"]
-            if kind == "init":
+            if kind == "reached":
+                reached.append(int(ev["rank"]))
+            elif kind == "init":
                 init.append(float(ev["init_s"]))
             elif kind == "result":
                 results.append(ProbeResult(int(ev["node_rank"]), str(ev["phase"]), int(ev["size"]),
@@ -81,7 +85,7 @@ def parse_probe(text: str) -> ProbeRun:
                 done, ok, wall = True, bool(ev["ok"]), float(ev["wall_s"])
         except (ValueError, KeyError, TypeError):
             garbled.append(line[:200])
-    return ProbeRun(tuple(init), tuple(results), tuple(errors), done, ok, wall, tuple(garbled), other)
+    return ProbeRun(tuple(init), tuple(results), tuple(errors), done, ok, wall, tuple(garbled), other, tuple(reached))
 
 
 def split_runs(text: str) -> list[str]:

@@ -205,17 +205,17 @@ def judge_probe(runs: Mapping[str, ProbeRun | None], hosts: Sequence[str], min_g
                                "check the runtime's python/torch on this node (glm5cluster exec ...)"))
             continue
         for e in run.errors:
-            if e.stage == "timeout":
-                continue
+            if run.timed_out:  # what a worker says while the others are killed is the kill's echo
+                break
             out.append(Problem(h, f"NCCL probe rank {e.rank} failed at {e.stage}: {e.message[:300]}",
                                "see NCCL_DEBUG=INFO output: a blocked port, a wrong interface or a driver fault"))
     timed_out = [h for h in hosts if (r := runs.get(h)) is not None and r.timed_out]
     if timed_out:
-        joined = [h for h in hosts if (r := runs.get(h)) is not None and r.init_s]
+        joined = [h for h in hosts if (r := runs.get(h)) is not None and (r.init_s or r.reached)]
         missing = [h for h in hosts if h not in joined] or timed_out
         for h in missing:
             out.append(Problem(h, f"{h} never joined the NCCL group within {timeout:g} s "
-                               f"(joined: {', '.join(joined) or 'none'})",
+                               f"(reached node 0's rendezvous: {', '.join(joined) or 'none'})",
                                f"check TCP from {h} to node 0's probe port and the NCCL/Gloo interface; "
                                "NCCL_DEBUG=INFO names the socket that fails"))
     head = runs.get(hosts[0])

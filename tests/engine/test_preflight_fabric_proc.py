@@ -75,7 +75,7 @@ def test_gate_names_the_node_that_never_joined_and_a_slow_link() -> None:
     ctx, rep, _ = setup(respond)
     v = run_gate(ctx, rep, {}, {})
     assert [p.host for p in v.problems] == ["h200-1"]
-    assert "never joined the NCCL group within 180 s (joined: h200-0)" in v.problems[0].message
+    assert "never joined the NCCL group within 180 s (reached node 0's rendezvous: h200-0)" in v.problems[0].message
 
     def slow(host: str, cmd: Shell) -> CommandResult | None:
         rank = 0 if host == "h200-0" else 1

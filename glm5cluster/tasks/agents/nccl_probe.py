@@ -18,6 +18,8 @@ SGLang's ``--dist-init-addr``, on another port). Two phases per size:
 Every line the probe prints for the controller starts with ``GLM5PROBE `` followed by one JSON
 object; anything else (NCCL's own INFO lines, warnings) is noise to the parser. Events:
 
+``{"event": "reached", "node_rank", "rank", "s"}`` (a plain TCP connect to ``--master`` worked: the
+node can reach the rendezvous, so a later timeout is someone else's)
 ``{"event": "init", "node_rank", "rank", "init_s"}``
 ``{"event": "result", "node_rank", "phase", "size", "ranks", "time_us", "algbw_gbps", "busbw_gbps"}``
 ``{"event": "error", "node_rank", "rank", "stage", "message"}``
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -89,6 +92,23 @@ def _time_allreduce(torch, dist, numel: int, group, iters: int, warmup: int) -> 
     return float(t.item())
 
 
+def reach(args: argparse.Namespace, rank: int) -> None:
+    """Rank 0 hosts the rendezvous; every other rank first proves it can open TCP to it."""
+    t0 = time.perf_counter()
+    if rank != 0:
+        host, _, port = args.master.rpartition(":")
+        deadline = t0 + args.timeout
+        while True:
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+                break
+            except OSError:
+                if time.perf_counter() > deadline:
+                    return
+                time.sleep(0.2)
+    emit({"event": "reached", "node_rank": args.node_rank, "rank": rank, "s": round(time.perf_counter() - t0, 4)})
+
+
 def worker(args: argparse.Namespace) -> int:
     local = int(args.worker)
     rank = args.node_rank * args.gpus + local
@@ -102,6 +122,8 @@ def worker(args: argparse.Namespace) -> int:
 
         stage = "device"
         torch.cuda.set_device(local)
+        stage = "reach"
+        reach(args, rank)
         stage = "init"
         t0 = time.perf_counter()
         dist.init_process_group(
@@ -150,9 +172,11 @@ def parent(args: argparse.Namespace, argv: list[str]) -> int:
             break  # one rank failed: the collective cannot finish, stop the rest now
         time.sleep(0.05)
     ok = all(c == 0 for c in codes)
-    for i, p in enumerate(procs):
+    for i, p in enumerate(procs):  # all at once: a rank whose peer dies first would report that
         if codes[i] is None:
             p.kill()
+    for i, p in enumerate(procs):
+        if codes[i] is None:
             p.wait()
             emit({"event": "error", "node_rank": args.node_rank,
                   "rank": args.node_rank * args.gpus + i, "stage": "timeout",

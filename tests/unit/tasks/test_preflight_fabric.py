@@ -130,7 +130,7 @@ def test_gate_names_the_node_that_never_joined() -> None:
     runs = {"a": parse_probe(init(0) + "\n" + head),
             "b": parse_probe(head.replace('"node_rank":0', '"node_rank":1'))}
     v = F.judge_probe(runs, ["a", "b"], None, None, 20)
-    assert [p.host for p in v.problems] == ["b"] and "never joined the NCCL group within 20 s" in v.problems[0].message
+    assert [p.host for p in v.problems] == ["b"] and "never joined the NCCL group within 20 s (reached node 0's rendezvous: a)" in v.problems[0].message
 
 
 def test_gate_single_gpu_real_capture_has_no_bandwidth_figure() -> None:
