@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from glm5cluster.facts.nvidia_health import FabricManager
 from glm5cluster.facts.runtime_env import ComputeApp, RuntimeEnv
 from glm5cluster.tasks.preflight import Problem
 
@@ -57,6 +58,16 @@ def check_version_parity(hosts: Sequence[str], envs: Mapping[str, RuntimeEnv]) -
                             "every node must run the same build: re-run the SGLang runtime step (glm5cluster up)")
                     for h, v in seen.items() if v != common]
     return out
+
+
+def check_fabric_manager(host: str, fm: FabricManager) -> tuple[list[Problem], str]:
+    """NVSwitch boards (8-GPU HGX) need nvidia-fabricmanager running, or CUDA init fails
+    (error 802, "system not yet initialized") and NVLink all-reduce never starts."""
+    if fm.installed and fm.active == "active":
+        return [], f"fabric manager active{' ' + fm.version if fm.version else ''}"
+    what = "not installed" if not fm.installed else fm.active
+    return [Problem(host, f"nvidia-fabricmanager is {what} on an NVSwitch board",
+                    "run `glm5cluster up` (the gpu.fabric_manager step), or systemctl start nvidia-fabricmanager")], ""
 
 
 def check_gpus_idle(host: str, apps: tuple[ComputeApp, ...] | None) -> tuple[list[Problem], str]:

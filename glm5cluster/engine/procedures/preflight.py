@@ -38,6 +38,7 @@ from glm5cluster.facts.base import Fact
 from glm5cluster.facts.batch import FactBatch
 from glm5cluster.facts.network import InterfacesFact
 from glm5cluster.facts.nvidia import NvidiaGpus
+from glm5cluster.facts.nvidia_health import NvidiaFabricManager
 from glm5cluster.facts.rdma import RdmaFact
 from glm5cluster.facts.runtime_env import ComputeAppsFact, RuntimeEnvFact
 from glm5cluster.facts.serving import PortHoldersFact, WeightsStampFact
@@ -111,6 +112,8 @@ class _Replica:
                                             agents.source("runtime_env")])
             if self.rep.deployment.gpu.vendor == "nvidia":
                 facts["apps"] = ComputeAppsFact()
+            if self.rep.deployment.gpu.nvswitch_fabric_manager and self.rep.head.node.gpu_count == 8:
+                facts["fm"] = NvidiaFabricManager()
         return facts
 
     def ports(self, host: str) -> list[int]:
@@ -196,6 +199,10 @@ class _Replica:
                                               f["rdma"].dev_infiniband)
             self.problems += probs
             self.notes[h].append(note)
+            if "fm" in f:
+                probs, note = S.check_fabric_manager(h, f["fm"])
+                self.problems += probs
+                self.notes[h].append(note)
             if "apps" in f and not running:  # a serving replica's own processes hold the GPUs
                 probs, note = S.check_gpus_idle(h, f["apps"])
                 self.problems += probs

@@ -69,3 +69,14 @@ def test_busy_gpu() -> None:
     assert "GPUs are busy: /usr/bin/python3 (pid 31337, 70000 MiB)" in probs[0].message
     assert S.check_gpus_idle("n1", ()) == ([], "GPUs idle")
     assert parse_compute_apps(CommandResult("", 127, "", "nvidia-smi: not found")) is None
+
+
+def test_fabric_manager_on_nvswitch_boards() -> None:
+    from glm5cluster.facts.nvidia_health import FabricManager
+
+    assert S.check_fabric_manager("n1", FabricManager(True, "active", "580.65.06")) == (
+        [], "fabric manager active 580.65.06")
+    probs, _ = S.check_fabric_manager("n1", FabricManager(True, "failed"))
+    assert probs[0].message == "nvidia-fabricmanager is failed on an NVSwitch board"
+    probs, _ = S.check_fabric_manager("n2", FabricManager(False, "inactive"))
+    assert probs[0].host == "n2" and "not installed" in probs[0].message
