@@ -96,6 +96,8 @@ class _Replica:
         if "ports" in checks or "network" in checks:
             facts["ports"] = PortHoldersFact(tuple(self.ports(host)))
             facts["ours"] = SurveyFact(self.inv.cluster.name)  # whose ports are the cluster's own
+        if "nccl" in checks or "spec" in checks:  # a serving replica holds its GPUs
+            facts["ours"] = SurveyFact(self.inv.cluster.name)
         if "gpu" in checks:
             facts["gpu"] = AmdGpus() if self.rep.deployment.gpu.vendor == "amd" else NvidiaGpus()
         if "runtime" in checks:
