@@ -86,7 +86,8 @@ def _detail(r: Row) -> str:
               "preflight.nccl_timeout seconds; not on a replica that is serving).")
 @click.option("--check", "only", multiple=True, type=click.Choice(EVERY_CHECK),
               help="Run only these checks (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: the per-check, per-node table; json: the same results for scripts.")
 @click.option("--accept-new-host-keys", is_flag=True,
               help="Record unknown host keys in the inventory's known_hosts (changed keys are always refused).")
 @break_lock_option
