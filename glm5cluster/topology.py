@@ -1,10 +1,11 @@
 """The pure topology planner: replicas, node ranks (head first), dist-init address, endpoint.
 
 Cluster shape is computed here once (architecture rule 9); templates and tasks only read it.
-Hosts are taken in inventory order; a router host serves a replica only when ``replicas.count``
-is explicit and the other hosts do not suffice (then with a warning). Problems are raised as ``PlanError`` with the inventory field path; the
-ones that do not stop a run (hosts left over, a router host that also serves) are collected in
-``Topology.warnings``.
+Hosts are taken in inventory order, the router host last: it serves a replica like any other
+host when the replicas need it (the router is one light process beside SGLang; its port must
+then differ from SGLang's), and when no replica needs it, it is the router's own host (not a
+left-over). Problems are raised as ``PlanError`` with the inventory field path; the ones that
+do not stop a run (hosts left over) are collected in ``Topology.warnings``.
 """
 
 from __future__ import annotations
@@ -143,9 +144,8 @@ def _candidates(inv: Inventory, nodes: Sequence[Node]) -> tuple[list[int], int |
             path="replicas.router.host",
         )
     r = by_name[router.host]
-    others = [i for i in order if i != r]
-    # Without an explicit count the router host serves nothing; with one it is the last resort.
-    return (others + [r] if inv.replicas.count is not None else others), r
+    # One rule, count or not: the router host is used last, and serves when a replica needs it.
+    return [i for i in order if i != r] + [r], r
 
 
 def plan_topology(inventory: Inventory, nodes: Sequence[Node]) -> Topology:
@@ -264,18 +264,14 @@ def _router(inv: Inventory, nodes: Sequence[Node], router_index: int | None, rep
     node = nodes[router_index]
     if router_index in used:
         s = inv.serving
-        if spec.port == s.http_port or spec.port == s.dist_init_port:
+        span = DP_ATTENTION_ZMQ_PORTS if s.features.dp_attention else 0
+        if spec.port == s.http_port or s.dist_init_port <= spec.port <= s.dist_init_port + span:
+            what = "API (serving.http_port)" if spec.port == s.http_port else "dist-init port"
             raise PlanError(
-                f"router port {spec.port} clashes with SGLang's ports on {node.name}, which also serves",
+                f"router port {spec.port} is SGLang's {what} on {node.name}, which also serves a replica",
                 hint="pick another replicas.router.port (default 8000)",
                 path="replicas.router.port",
             )
-        warnings.append(PlanError(
-            f"router host {node.name} also serves a replica (there were not enough other hosts)",
-            hint="add a host for the router, or accept that it shares the machine",
-            path="replicas.router.host",
-            warning=True,
-        ))
     return RouterPlan(
         node=node,
         host_index=router_index,

@@ -159,7 +159,9 @@ def run_bench(inv: Inventory, topo: Topology, connect: Callable[[str], Connectio
                 raise GlmError(
                     f"replica {rep.index} ({rep.head.node.name}): SGLang {installed.version or '(unknown)'} "
                     f"has no {', '.join(missing)}: the {suite.value} client is missing from the installed version",
-                    hint="install the client into the runtime, or leave the suite out (--suite)")
+                    hint=("MMLU is scored by the separate sgl-eval package: install it into the runtime "
+                          "(pip install sgl-eval), or leave mmlu out (--suite)") if "sgl_eval" in missing
+                    else "use an SGLang release that ships the client, or leave the suite out (--suite)")
         staged = stage_data(conn, t0, req.data_files) if req.data_files else {}
         t = target_for(inv, topo, rep, req.via_router, bool(api_key), staged)
         for suite in req.suites:

@@ -20,7 +20,9 @@ from glm5cluster.cli.session import (
     transport_option,
 )
 from glm5cluster.engine.playbook import Playbook, Step
+from glm5cluster.engine.procedures.router import RouterDown, RouterDownParams
 from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
+from glm5cluster.engine.report import RunReport
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
 from glm5cluster.engine.selection import limit_hosts
@@ -53,6 +55,8 @@ def whole_replicas(nodes: list[Node], topology: Topology, limit: tuple[str, ...]
 @click.option("--check", is_flag=True, help="Show what would be stopped and removed; change nothing.")
 @click.option("--drain-timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
               help="Seconds a head may take to drain and stop before it is killed.")
+@click.option("--keep-router", is_flag=True, help="Deregister the replicas from the router but leave the "
+              "router running (replicas.router).")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result.")
@@ -60,17 +64,20 @@ def whole_replicas(nodes: list[Node], topology: Topology, limit: tuple[str, ...]
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: tuple[str, ...], check: bool,
-            drain_timeout: float, accept_new_host_keys: bool, forks: int, verbose: bool,
+            drain_timeout: float, keep_router: bool, accept_new_host_keys: bool, forks: int, verbose: bool,
             transport: str | None, break_lock: bool) -> None:
     """Take the cluster of INVENTORY down: each replica's head drains first (SIGTERM), then every
-    rank stops; units, containers, env and secrets files are removed. Nothing of another cluster
-    on the same hosts is touched. Exit code 0 when every host is clean, 1 otherwise."""
+    rank stops; units, containers, env and secrets files are removed. With a router, the replicas
+    going down are deregistered from it first, and a whole-cluster `down` also removes the router
+    (unless --keep-router). Nothing of another cluster on the same hosts is touched. Exit code 0
+    when every host is clean, 1 otherwise."""
     checked = load_and_check(inventory)
     loaded = checked.loaded
     hosts, notes = whole_replicas(list(loaded.nodes), checked.topology, limit)
     for note in notes:
         click.echo(f"note: {note}")
-    params = TeardownParams(purge=purge, drain_timeout=drain_timeout)
+    # a partial down (--limit) leaves the router serving the other replicas
+    params = TeardownParams(purge=purge, drain_timeout=drain_timeout, keep_router=keep_router or bool(limit))
     pb = Playbook("down", "<glm5cluster down>", (Step(0, "down" + (" --purge" if purge else ""), "teardown",
                                                       Teardown(), params),))
     display = Display(verbose=verbose)
@@ -79,10 +86,30 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
                               what="--purge deletes data", hint="review the plan above and re-run with --yes")
 
     options = RunOptions(check=check, limit=tuple(hosts), forks=forks)
+    topo = checked.topology
+    router_report = None
+    asks = purge and not (yes or check)
     with connected(loaded, display, log, accept_new_host_keys, transport, lock=not check,
                    break_lock=break_lock) as pool:
+
+        def router_pass() -> RunReport:
+            # A separate pass on the router host, so that --limit never widens the teardown.
+            chosen = None if not limit else sorted(r.index for r in topo.replicas if r.head.node.name in hosts)
+            rpb = Playbook("down", "<glm5cluster down>", (Step(0, "router", "router.down", RouterDown(),
+                                                               RouterDownParams(replicas=chosen, keep_router=keep_router)),))
+            assert topo.router is not None
+            return run_playbook(rpb, loaded.inventory, loaded.nodes, pool,
+                                RunOptions(check=check, limit=(topo.router.node.name,), forks=forks),
+                                display, log, confirm=None, topology=topo)
+
+        if topo.router is not None and not asks:
+            router_report = router_pass()  # out of the router first: nothing is sent to a draining head
         report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
-                              confirm=confirm if purge and not (yes or check) else None,
-                              topology=checked.topology)
+                              confirm=confirm if asks else None, topology=topo)
+        if topo.router is not None and asks and not confirm.refused:
+            router_report = router_pass()
+    if router_report is not None:
+        show_outcome(display, router_report, log, check)
     show_outcome(display, report, log, check)
-    ctx.exit(2 if confirm.refused else report.exit_code)
+    code = max(report.exit_code, router_report.exit_code if router_report else 0)
+    ctx.exit(2 if confirm.refused else code)

@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "status",
     "logs",
     "down",
+    "rollout",
     "bench",
 ]
 

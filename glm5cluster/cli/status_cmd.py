@@ -14,6 +14,7 @@ import click
 from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.session import connect_options, transport_option
 from glm5cluster.connect.pool import ConnectionPool
+from glm5cluster.engine.procedures.router import RouterStatus, router_status
 from glm5cluster.engine.procedures.status import ClusterStatus, ReplicaStatus, collect
 from glm5cluster.facts.replica import Verdict
 
@@ -139,13 +140,50 @@ def command(ctx: click.Context, inventory: str, fmt: str, accept_new_host_keys: 
     inv = checked.loaded.inventory
     key_env = inv.serving.secrets.api_key_env
     api_key = os.environ.get(key_env) if key_env else None
+    topo = checked.topology
+    rst: RouterStatus | None = None
     with ConnectionPool(checked.loaded.nodes, connect_options(accept_new_host_keys, transport)) as pool:
-        st = collect(inv, checked.topology, pool, api_key, forks)
+        st = collect(inv, topo, pool, api_key, forks)
+        if topo.router is not None:
+            rst = router_status(lambda h, c: pool.get(h).run(c), inv, topo)
     if fmt == "json":
-        json.dump(status_json(st), sys.stdout, indent=2)
+        doc = status_json(st)
+        if rst is not None:
+            doc["router"] = router_json(rst)
+            doc["serving"] = doc["serving"] and rst.ok
+        json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_text(st, inventory, sys.stdout)
+        if rst is not None:
+            print_router(rst, inventory, sys.stdout)
         if key_env and not api_key:
             sys.stdout.write(f"note: {key_env} is not set here: /v1/models was asked without the API key\n")
-    ctx.exit(0 if st.all_serving else 1)
+    ctx.exit(0 if st.all_serving and (rst is None or rst.ok) else 1)
+
+
+def router_json(r: RouterStatus) -> dict[str, Any]:
+    return {"host": r.host, "url": r.url, "unit": r.unit, "unit_state": r.unit_state, "ok": r.ok,
+            "ready": r.state.ready, "readiness": r.state.readiness, "error": r.state.error,
+            "workers": [{"id": w.id, "url": w.url, "replica": r.replica_of(w.url), "healthy": w.healthy,
+                         "load": w.load} for w in r.state.workers],
+            "missing_replicas": list(r.missing), "unhealthy_replicas": list(r.unhealthy),
+            "unknown_workers": list(r.unknown)}
+
+
+def print_router(r: RouterStatus, inv: str, out: TextIO) -> None:
+    ready = ("ready" if r.state.ready else f"NOT READY ({r.state.readiness or r.state.error})"
+             if r.state.live else f"not answering ({r.state.error})")
+    out.write(f"router on {r.host}: {'OK' if r.ok else 'DEGRADED'}  {r.url}  unit {r.unit} {r.unit_state}  "
+              f"/readiness {ready}\n")
+    for w in r.state.workers:
+        rep = r.replica_of(w.url)
+        who = f"replica {rep}" if rep is not None else "not in the inventory"
+        health = "healthy" if w.healthy else "UNHEALTHY (the router's health checks of its /health fail)"
+        load = f"  load {w.load}" if w.load is not None else ""
+        out.write(f"    worker {w.id}  {w.url}  {who}  {health}{load}\n")
+    for i in r.missing:
+        out.write(f"    replica {i}: not registered in the router\n")
+    if r.missing or r.unhealthy:
+        out.write(f"  hint: `glm5cluster up {inv}` registers every serving replica; "
+                  f"`glm5cluster logs {inv} --replica N` for an unhealthy one\n")

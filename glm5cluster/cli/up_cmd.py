@@ -24,7 +24,8 @@ from glm5cluster.cli.session import (
     transport_option,
 )
 from glm5cluster.cli.verdict import load_and_verify
-from glm5cluster.engine.playbook import Playbook, load_playbook
+from glm5cluster.engine.playbook import Playbook, load_playbook, splice_site
+from glm5cluster.engine.procedures.rollout import save_applied
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
@@ -54,7 +55,9 @@ def with_overrides(pb: Playbook, **values: object) -> Playbook:
     return dataclasses.replace(pb, steps=tuple(steps))
 
 
-VERIFY_STEPS = ("readiness", "smoke")  # steps that only look: run for real after a no-change plan
+VERIFY_STEPS = ("readiness", "smoke", "router.register")  # steps that change nothing on a converged
+# cluster (router.register only checks the workers and sends the smoke test through the router):
+# run for real after a no-change plan
 
 
 def verify_only(pb: Playbook) -> Playbook:
@@ -109,13 +112,17 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
 @click.option("--verify-weights", is_flag=True, help="Re-hash every weight file (ignore the manifest stamps).")
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
+@click.option("--site", "site_path", default=None, metavar="PLAYBOOK",
+              type=click.Path(dir_okay=False, path_type=str),
+              help="Your own site steps (python: or task: steps), each placed by its `at:` "
+                   "(before_stack, before_launch, after_ready).")
 @click.option("--playbook", "playbook_path", default=None, hidden=True, help="Another up playbook (tests).")
 @break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: tuple[str, ...],
             allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool,
-            verify_weights: bool, forks: int, verbose: bool, playbook_path: str | None, transport: str | None, break_lock: bool) -> None:
+            verify_weights: bool, forks: int, verbose: bool, site_path: str | None, playbook_path: str | None, transport: str | None, break_lock: bool) -> None:
     """Bring INVENTORY's hosts to a serving, verified GLM-5 and print where to send requests.
 
     facts -> preflight -> GPU stack -> SGLang -> weights -> launch -> readiness -> smoke test.
@@ -125,7 +132,10 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     loaded, topo = checked.loaded, checked.topology
     for w in checked.warnings:
         click.echo(f"warning: {w}", err=True)
-    pb = with_overrides(load_playbook(playbook_path or default_playbook()), timeout=ready_timeout,
+    base = load_playbook(playbook_path or default_playbook())
+    if site_path:
+        base = splice_site(base, load_playbook(site_path))
+    pb = with_overrides(base, timeout=ready_timeout,
                         allow_reboot=True if allow_reboot else None, restart=True if restart else None)
     display = Display(verbose=verbose)
     log = RunLog(pb.name, secrets=secrets_of(loaded.inventory))
@@ -146,6 +156,8 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     show_outcome(display, report, log, check)
     smoke_ok = any(r.status is Status.OK for s in report.steps if s.task == "smoke" for r in s.results.values())
     if report.exit_code == 0 and report.applied and smoke_ok:
+        if not limit:
+            save_applied(loaded)  # what `rollout --rollback` goes back to
         for line in serving_lines(loaded.inventory, topo, report):
             click.echo(line)
     ctx.exit(2 if confirm.refused else report.exit_code)

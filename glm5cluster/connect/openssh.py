@@ -55,7 +55,7 @@ class OpenSshConnection:
         """The options every hop gets: the same known_hosts, strict checking, no prompts."""
         argv = ["-o", "BatchMode=yes",
                 "-o", f"StrictHostKeyChecking={'accept-new' if self.accept_new else 'yes'}",
-                "-o", "UserKnownHostsFile=" + " ".join(shlex.quote(f) for f in self.known_files),
+                "-o", "UserKnownHostsFile=" + (" ".join(shlex.quote(f) for f in self.known_files) or "/dev/null"),
                 "-o", "HashKnownHosts=yes",
                 "-o", f"ConnectTimeout={int(self.target.connect_timeout)}"]
         if self.target.config_file:
@@ -107,6 +107,8 @@ class OpenSshConnection:
                               "with ssh-keygen -R first"))
                 if "Permission denied" in last:
                     break
+                if "timed out" in last or "No route to host" in last:
+                    break  # no answer cost a whole ConnectTimeout already: name the host now
                 if attempt + 1 < self.attempts:
                     time.sleep(self.retry_delay * (attempt + 1))
             raise TransportError(f"{self.host}: cannot connect to {self.endpoint.user}@"

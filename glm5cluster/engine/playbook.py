@@ -7,12 +7,18 @@
         hosts: all            # all | head | workers | group:NAME | label:K=V | host:NAME
         params: {path: /etc/glm5cluster, mode: "0755"}
 
+A step may instead call the user's own Python function (``engine/userstep.py``):
+``python: site_steps.py:mount_scratch`` (a file next to the playbook, or ``package.module:fn``);
+its params must fit the function's signature. ``at:`` places a step of a site playbook given
+to ``up --site`` (``before_stack``, ``before_launch`` or ``after_ready``; see ``splice_site``).
+
 Parameters are validated against the task's ``Params`` when the playbook is loaded; every
 problem is reported at once with its file and line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,7 +32,8 @@ from glm5cluster.model.yaml_source import format_path, parse_yaml
 
 SELECTOR_RE = re.compile(r"^(all|head|workers|group:[a-z0-9-]+|label:[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]*"
                          r"|host:[a-z0-9-]+)$")
-STEP_KEYS = {"name", "task", "params", "hosts"}
+STEP_KEYS = {"name", "task", "python", "params", "hosts", "at"}
+SITE_POINTS = ("before_stack", "before_launch", "after_ready")
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Step:
     params: BaseModel
     hosts: str = "all"
     line: int | None = None
+    at: str | None = None  # where `up --site` places it
 
     @property
     def is_procedure(self) -> bool:
@@ -148,7 +156,17 @@ def load_playbook(path: str | Path, tasks: Mapping[str, Any] | None = None) -> P
         for key in raw:
             if key not in STEP_KEYS:
                 problems.append(Problem(file, src.line_of(f"{where}.{key}"), f"{where}.{key}",
-                                        f"unknown key {key!r}", "a step has name, task, params, hosts"))
+                                        f"unknown key {key!r}",
+                                        "a step has name, task (or python), params, hosts, at"))
+        at = raw.get("at")
+        if at is not None and at not in SITE_POINTS:
+            problems.append(Problem(file, src.line_of(f"{where}.at"), f"{where}.at",
+                                    f"unknown point {at!r}", f"use one of: {', '.join(SITE_POINTS)}"))
+        if "python" in raw:
+            step = _python_step(file, src.line_of, where, raw, i, problems)
+            if step is not None:
+                steps.append(dataclasses.replace(step, at=at))
+            continue
         task_name = raw.get("task")
         if not isinstance(task_name, str) or task_name not in registry:
             known = ", ".join(sorted(registry))
@@ -171,7 +189,71 @@ def load_playbook(path: str | Path, tasks: Mapping[str, Any] | None = None) -> P
         except ValidationError as e:
             problems.extend(_param_problems(file, src.line_of, f"{where}.params", e, task.Params))
             continue
-        steps.append(Step(i, str(raw.get("name") or task_name), task_name, task, params, hosts, line))
+        steps.append(Step(i, str(raw.get("name") or task_name), task_name, task, params, hosts, line,
+                          at))
     if problems:
         raise InputProblems(problems)
     return Playbook(str(name), file, tuple(steps))
+
+
+def _python_step(file: str, lines: Any, where: str, raw: dict[str, Any], index: int,
+                 problems: list[Problem]) -> Step | None:
+    """A ``python:`` step: the user's function, imported and checked against its params."""
+    from glm5cluster.engine.userstep import REF_HINT, LoadError, UserStep
+
+    ref = raw.get("python")
+    line = lines(f"{where}.python")
+    if "task" in raw:
+        problems.append(Problem(file, line, where, "a step has either task or python, not both"))
+        return None
+    if not isinstance(ref, str):
+        problems.append(Problem(file, line, f"{where}.python", "python must be a string", REF_HINT))
+        return None
+    try:
+        user = UserStep.load(ref, Path(file).resolve().parent)
+    except LoadError as e:
+        problems.append(Problem(file, line, f"{where}.python", str(e), REF_HINT))
+        return None
+    params_raw = raw.get("params") or {}
+    if not isinstance(params_raw, dict):
+        problems.append(Problem(file, lines(f"{where}.params"), f"{where}.params",
+                                "params must be a mapping"))
+        return None
+    why = user.params_problem(params_raw)
+    if why is not None:
+        problems.append(Problem(file, lines(f"{where}.params"), f"{where}.params", why,
+                                f"the function is in {user.source}"))
+        return None
+    hosts = str(raw.get("hosts", "all"))
+    if not SELECTOR_RE.match(hosts):
+        problems.append(Problem(file, lines(f"{where}.hosts"), f"{where}.hosts",
+                                f"bad host selector {hosts!r}",
+                                "use all, head, workers, group:NAME, label:KEY=VALUE or host:NAME"))
+        return None
+    return Step(index, str(raw.get("name") or ref), user.name, user,
+                user.Params.model_validate(params_raw), hosts, lines(where))
+
+
+def splice_site(main: Playbook, site: Playbook) -> Playbook:
+    """``main`` (the up playbook) with the site playbook's steps at their ``at:`` points:
+    ``before_stack`` (default: before the first GPU-stack step), ``before_launch`` (before the
+    launch step), ``after_ready`` (after readiness, before the smoke test)."""
+    def first(pred: Any, default: int) -> int:
+        return next((i for i, s in enumerate(main.steps) if pred(s)), default)
+
+    n = len(main.steps)
+    points = {
+        "before_stack": first(lambda s: s.task_name.startswith(("gpu.", "sglang.")), n),
+        "before_launch": first(lambda s: s.task_name == "launch", n),
+        "after_ready": first(lambda s: s.task_name == "readiness", n - 1) + 1,
+    }
+    extra: dict[int, list[Step]] = {}
+    for step in site.steps:
+        extra.setdefault(points[step.at or "before_stack"], []).append(step)
+    out: list[Step] = []
+    for i in range(n + 1):
+        out.extend(extra.get(i, []))
+        if i < n:
+            out.append(main.steps[i])
+    steps = tuple(dataclasses.replace(s, index=i) for i, s in enumerate(out))
+    return Playbook(main.name, main.path, steps)

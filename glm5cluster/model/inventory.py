@@ -277,6 +277,9 @@ class RouterSpec(Record):
     host: Name = Field(description="Name of the host (in `hosts`) that runs the router.")
     port: Port = Field(default=8000, description="Router HTTP port.")
     policy: Literal["cache_aware", "round_robin", "random", "power_of_two"] = Field(default="cache_aware", description="Load-balancing policy.")
+    version: Annotated[str, StringConstraints(pattern=VERSION_RE)] = Field(default="0.3.2", description="The `sglang-router` package version installed on the router host (from `serving.package_index` or PyPI).")
+    venv_path: SafePath = Field(default="/opt/glm5cluster/router-venv", description="Virtual environment of the router on the router host.")
+    health_check_interval: Annotated[int, Field(ge=1, le=3600)] = Field(default=10, description="Seconds between the router's health checks of each replica (`--health-check-interval-secs`; 3 failures in a row mark a replica unhealthy).")
 
 
 class ReplicasSpec(Record):

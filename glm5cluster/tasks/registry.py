@@ -15,6 +15,7 @@ from glm5cluster.tasks.files import DirectoryTask, FileTask
 from glm5cluster.tasks.nvidia import FabricManager, NvidiaDriver, NvidiaPersistence
 from glm5cluster.tasks.probe import CommandTask, DiskFreeTask, FactsTask
 from glm5cluster.tasks.reboot import GpuVerify
+from glm5cluster.tasks.router import RouterUnit, RouterVenv
 from glm5cluster.tasks.sglang_runtime import SglangImage, SglangVenv
 from glm5cluster.tasks.systemd import SystemdUnitTask
 from glm5cluster.tasks.weights import WeightsTools
@@ -40,6 +41,8 @@ TASKS: Mapping[str, Task[Any]] = {
     "gpu.verify": GpuVerify(),
     "sglang.image": SglangImage(),
     "sglang.venv": SglangVenv(),
+    "router.venv": RouterVenv(),
+    "router.unit": RouterUnit(),
     "weights.tools": WeightsTools(),
 }
 

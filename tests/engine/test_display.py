@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import io
+from typing import Any
+
+import pytest
 
 from glm5cluster.cli.display import Display
 from glm5cluster.engine.events import Event, EventKind
@@ -93,3 +96,44 @@ def test_recap_names_unreachable_hosts_before_other_failures() -> None:
     Display(out, live=False).recap(rep, rep.log_dir)
     text = out.getvalue()
     assert text.index("UNREACHABLE: node-3") < text.index("FAILED: node-1")
+
+
+def test_confirm_prompt_is_not_drawn_over_and_ctrl_c_there_is_an_interrupt(monkeypatch: Any) -> None:
+    import click
+
+    from glm5cluster.cli.confirm import TerminalConfirm
+
+    d = Display(io.StringIO(), live=True)
+    d(Event(EventKind.RUN_STARTED, message="up", hosts=("node-1",)))
+    assert d._live is not None
+    seen: dict[str, Any] = {}
+
+    def confirm(question: str, default: bool) -> bool:
+        seen["live"], seen["default"] = d._live, default  # click shows [y/N] for default=False
+        return True
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr(click, "confirm", confirm)
+    assert TerminalConfirm(d)(report())
+    assert seen == {"live": None, "default": False}  # the live table stopped before the prompt
+    d(Event(EventKind.PHASE, message="apply", hosts=("node-1",)))
+    assert d._live is not None  # and comes back for the apply pass
+    d.close()
+
+    def ctrl_c(question: str, default: bool) -> bool:
+        raise click.Abort
+
+    monkeypatch.setattr(click, "confirm", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):  # exit 130 "interrupted", not "aborted" with 1
+        TerminalConfirm(d)(report())
+
+
+@pytest.mark.parametrize("cmd", ["up", "down", "run", "exec", "logs"])
+def test_forks_and_break_lock_have_help(cmd: str, capsys: Any) -> None:
+    from glm5cluster.cli.main import main
+
+    assert main([cmd, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--forks" in text and "Hosts worked on in parallel" in text
+    if cmd in ("up", "down", "run"):
+        assert "--break-lock" in text and "only when that run is gone" in text

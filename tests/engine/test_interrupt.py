@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,3 +247,41 @@ def test_ctrl_c_in_a_one_host_fan_out_is_no_empty_failure() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         fan_out(["replica-0"], fn, 8)
+
+
+def test_weights_interrupt_cleanup_stops_the_agent_and_its_children(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from glm5cluster.connect.local import LocalConnection
+    from glm5cluster.engine.procedures import weights as WP
+
+    state = tmp_path / "w" / ".glm5cluster"
+    state.mkdir(parents=True)
+    code = "import subprocess,time; subprocess.Popen(['sleep','60']); time.sleep(60)"
+    agent = subprocess.Popen(["setsid", sys.executable, "-c", code, "glm5-weights-agent"])
+    (state / "agent.pid").write_text(f"{agent.pid}\n")
+    time.sleep(0.5)
+    children = subprocess.run(["pgrep", "-g", str(agent.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 2  # the agent and its child, one process group
+    nodes = [node("n1")]
+    pool = ConnectionPool(nodes, factory=lambda n: LocalConnection(n.name))
+    ctx = ClusterContext(("n1",), {"n1": nodes[0]}, None, None, False, None, "weights", 0, 4, pool,
+                         lambda e: None, None)
+    stage: Any = WP._Stage.__new__(WP._Stage)
+    stage.ctx, stage.wdir = ctx, str(tmp_path / "w")
+    stage._abort(["n1"], [], [])
+    agent.wait(5)
+    deadline = time.monotonic() + 5  # (an orphan is reaped by init a moment later)
+    while subprocess.run(["pgrep", "-g", str(agent.pid)], capture_output=True).returncode != 1:
+        assert time.monotonic() < deadline, "a process of the agent's group survived"
+        time.sleep(0.1)
+    assert not (state / "agent.pid").exists()
+    # a stale pid file naming another process: that process is left alone
+    other = subprocess.Popen(["sleep", "30"])
+    (state / "agent.pid").write_text(f"{other.pid}\n")
+    stage._abort(["n1"], [], [])
+    assert other.poll() is None
+    other.kill()
+    assert os.path.exists(tmp_path)

@@ -168,3 +168,19 @@ def test_accepted_host_keys_are_stored_hashed_and_private(sshd: LocalSshd, tmp_p
         assert again.run(Shell.cmd("true")).ok
     finally:
         again.close()
+
+
+def test_openssh_names_a_silent_host_after_one_connect_timeout(tmp_path: Path) -> None:
+    mute = socket.socket()  # accepts TCP (the kernel's backlog) and never says a word
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)
+    try:
+        t = SshTarget(address="127.0.0.1", port=mute.getsockname()[1], connect_timeout=1)
+        c = OpenSshConnection("node-3", resolve(t), t,
+                              ConnectOptions(user_known_hosts=None, connect_attempts=3, retry_delay=1))
+        t0 = time.monotonic()
+        with pytest.raises(TransportError, match="node-3: cannot connect.*timed out"):
+            c.run(Shell.cmd("true"))
+        assert time.monotonic() - t0 < 3.5  # one attempt: three would take 1 + 1 + 1 + 1 + 2 s
+    finally:
+        mute.close()

@@ -9,6 +9,7 @@ from glm5cluster.engine.procedures.launch import Launch
 from glm5cluster.engine.procedures.preflight import Preflight
 from glm5cluster.engine.procedures.readiness import Readiness
 from glm5cluster.engine.procedures.reboot import Reboot
+from glm5cluster.engine.procedures.router import RouterDown, RouterRegister
 from glm5cluster.engine.procedures.smoke import Smoke
 from glm5cluster.engine.procedures.weights import StageWeights
 
@@ -21,4 +22,6 @@ PROCEDURES: dict[str, Procedure] = {
     "gpu.reboot": Reboot(),
     "sglang.flagcheck": FlagCheck(),
     "weights.stage": StageWeights(),
+    "router.register": RouterRegister(),
+    "router.down": RouterDown(),
 }

@@ -18,6 +18,7 @@ Idempotent: a host with nothing of the cluster is ``ok``.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Mapping
 
@@ -40,6 +41,7 @@ class TeardownParams(Params):
     purge: bool = False
     drain_timeout: float = 300.0
     worker_grace: float = 10.0
+    keep_router: bool = False  # leave the router's service alone (`down --keep-router`, `down --limit`)
 
 
 def _is_head(item: Item, host: str, ctx: ClusterContext) -> bool:
@@ -138,7 +140,7 @@ class Teardown:
         cluster = ctx.inventory.cluster.name
         results: dict[str, StepResult] = {}
         found: dict[str, Survey] = {}
-        for host, hr in ctx.fan_out(lambda h: self._footprint(ctx, h, cluster)).items():
+        for host, hr in ctx.fan_out(lambda h: self._footprint(ctx, h, cluster, params.keep_router)).items():
             if hr.error is not None:
                 results[host] = _error(hr.error)
             elif hr.value is not None:
@@ -166,13 +168,17 @@ class Teardown:
             results[h] = rr.value if rr.value is not None else _error(rr.error)
         return results
 
-    def _footprint(self, ctx: ClusterContext, host: str, cluster: str) -> Survey:
+    def _footprint(self, ctx: ClusterContext, host: str, cluster: str, keep_router: bool = False) -> Survey:
         script = survey_script(cluster, cluster_dir(cluster))
         res = ctx.run(host, Shell.sh(script, sudo=True, timeout=60,
                                      description=f"list units/containers of cluster {cluster}"))
         if not res.ok:
             raise GlmError(f"cannot list the units/containers of {cluster}: {res.tail(3)}")
-        return parse_survey(cluster, res.stdout)
+        found = parse_survey(cluster, res.stdout)
+        if keep_router:  # the router is not a rank (replica None)
+            found = dataclasses.replace(found, units=tuple(i for i in found.units if i.replica is not None),
+                                        containers=tuple(i for i in found.containers if i.replica is not None))
+        return found
 
     def _plan(self, fp: Survey, cluster: str, purge_note: str) -> StepResult:
         if fp.empty:
@@ -191,7 +197,7 @@ class Teardown:
             if not res.ok:
                 return StepResult(Status.FAILED, message=f"removing {fp.describe()} failed",
                                   exit_code=res.exit_code, tail=res.tail())
-            left = self._footprint(ctx, host, cluster)
+            left = self._footprint(ctx, host, cluster, params.keep_router)
             if not left.empty:
                 return StepResult(Status.FAILED, message=f"still there after down: {left.describe()}",
                                   hint="look at `systemctl status` / `docker ps -a` on the host")

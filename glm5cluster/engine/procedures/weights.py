@@ -32,6 +32,7 @@ from glm5cluster.tasks import weights as W
 
 STATE = ".glm5cluster"
 KEY_TAG = "glm5cluster-ephemeral"
+AGENT_NAME = "glm5-weights-agent"  # in the agent's command line (tasks/agents/weights_agent.py)
 HASH_RATE = 50e6  # bytes/s a node reads and hashes at the least (sizes the check's timeout)
 SILENT_POLLS = 60.0  # seconds a node may not answer progress polls before it is dropped
 
@@ -280,9 +281,12 @@ class _Stage:
         transfer key back out of authorized_keys; a re-run resumes from what was verified."""
         ctx = self.ctx
         pidf = shlex.quote(self.state_path("agent.pid"))
-        stop = (f"p=$(cat {pidf} 2>/dev/null) && [ -n \"$p\" ] && "
-                f"{{ kill -TERM -- -\"$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; "
-                f"sleep 1; kill -KILL -- -\"$p\" 2>/dev/null; rm -f {pidf}; }}; true")
+        # its whole process group (setsid: the agent's pid), its ssh/copy children with it; only
+        # while the pid still is the agent (a stale file's number may be another process now)
+        stop = (f"p=$(cat {pidf} 2>/dev/null); case \"$p\" in ''|*[!0-9]*) ;; *) "
+                f"if tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q {AGENT_NAME}; then "
+                f"kill -TERM -\"$p\" 2>/dev/null || kill -TERM \"$p\" 2>/dev/null; sleep 1; "
+                f"kill -KILL -\"$p\" 2>/dev/null; fi;; esac; rm -f {pidf}; true")
         ctx.fan_out(lambda h: ctx.run(h, Shell.sh(stop, sudo=True, timeout=30, description="stop the weights agent")),
                     agents, timeout=60)
         if sources or receivers:

@@ -1,5 +1,5 @@
 """The lab package index: a PEP 503 simple index of the simulated ``sglang`` wheel plus
-``huggingface_hub`` and its dependencies (wheels for CPython 3.11 on x86-64 Linux: Debian 12's
+``huggingface_hub``, the real ``sglang-router`` and their dependencies (wheels for CPython 3.11 on x86-64 Linux: Debian 12's
 python3, what lab hosts run), downloaded from PyPI once into ``~/.cache/glm5cluster/wheels``."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from glm5cluster.lab.sim.sglang_sim.build import build_wheel
 from .cache import cache_root, locked
 
 PYTHON_VERSION = "3.11"
+ROUTER_VERSION = "0.3.2"  # replicas.router.version's default (model/inventory.py)
 
 
 def requirements() -> tuple[str, ...]:
@@ -28,7 +29,8 @@ def requirements() -> tuple[str, ...]:
         hub = f"huggingface_hub=={huggingface_hub.__version__}"
     except ImportError:  # pragma: no cover - a dependency of glm5cluster
         hub = "huggingface_hub"
-    return (hub, "pip", "setuptools", "wheel")
+    # The real router (replicas.router): the pinned release the inventory defaults to.
+    return (hub, "pip", "setuptools", "wheel", f"sglang-router=={ROUTER_VERSION}")
 
 
 def download_wheels(reqs: tuple[str, ...]) -> Path:

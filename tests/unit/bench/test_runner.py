@@ -71,8 +71,9 @@ def test_docker_runtime_execs_into_the_container_with_the_key_by_name() -> None:
 
 def test_missing_client_names_version_and_module() -> None:
     node = FakeNode(outputs=all_outputs(), probe=probe_output("0.5.23", ALL_MODULES[:3]))
-    with pytest.raises(GlmError, match=r"SGLang 0\.5\.23 has no sglang\.test\.sgl_eval_utils, sgl_eval: the mmlu client"):
+    with pytest.raises(GlmError, match=r"SGLang 0\.5\.23 has no sglang\.test\.sgl_eval_utils, sgl_eval: the mmlu client") as e:
         run(node, BenchRequest((Suite.LATENCY, Suite.MMLU)))
+    assert "pip install sgl-eval" in (e.value.hint or "")
     assert not [c for c in node.ran if "bench_serving --backend" in c.command_line()]  # nothing ran
 
 

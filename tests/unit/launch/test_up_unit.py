@@ -62,7 +62,7 @@ def test_memlock_defaults_to_unlimited() -> None:
 def test_verify_pass_after_a_plan_without_changes() -> None:
     pb = load_playbook(str(ROOT / "playbooks" / "up.yaml"))
     only = verify_only(pb)
-    assert [s.task_name for s in only.steps] == ["readiness", "smoke"]
+    assert [s.task_name for s in only.steps] == ["readiness", "smoke", "router.register"]
     plan = RunReport("up", ["n1"], check=True, applied=False)
     for s in pb.steps:
         plan.steps.append(StepReport(s.index, s.name, s.task_name, {"n1": StepResult(Status.SKIPPED)}))

@@ -140,20 +140,44 @@ def test_leftover_hosts_are_an_error_when_count_is_explicit(inv_factory, planner
     assert e.path == "replicas.count" and "n1" in e.message
 
 
-def test_router_host_is_kept_out_of_replicas_when_possible(inv_factory, planner):
+def test_router_host_is_used_last_and_serves_when_the_hosts_allow(inv_factory, planner):
+    # One rule with or without replicas.count: the router host comes last and serves like any
+    # other host; the router runs beside it (no warning, nothing left idle).
     inv = inv_factory("H200", "zai-org/GLM-5-FP8", hosts=3, replicas={"router": {"host": "n0"}})
     topo = planner(inv)
-    assert [rep.head.node.name for rep in topo.replicas] == ["n1", "n2"]
+    assert [rep.head.node.name for rep in topo.replicas] == ["n1", "n2", "n0"]
     assert topo.router is not None and topo.router.node.name == "n0" and not topo.warnings
-    assert topo.router.worker_urls == ("http://10.0.0.2:30000", "http://10.0.0.3:30000")
+    assert topo.router.worker_urls == ("http://10.0.0.2:30000", "http://10.0.0.3:30000", "http://10.0.0.1:30000")
 
 
-def test_router_host_also_serving_is_a_warning(inv_factory, planner):
+def test_four_hosts_tp16_with_a_router_make_two_replicas_and_leave_none_idle(inv_factory, planner):
+    # Before: the router host was kept out without a count, so 3 hosts made one tp16 replica
+    # and one host sat idle.
+    inv = inv_factory("H200", "zai-org/GLM-5", hosts=4, replicas={"router": {"host": "n0"}})
+    topo = planner(inv)
+    assert [[r.node.name for r in rep.ranks] for rep in topo.replicas] == [["n1", "n2"], ["n3", "n0"]]
+    assert not topo.leftover and not topo.warnings
+
+
+def test_router_host_not_needed_by_an_explicit_count_is_the_routers_own(inv_factory, planner):
+    inv = inv_factory("H200", "zai-org/GLM-5-FP8", hosts=3, replicas={"count": 2, "router": {"host": "n0"}})
+    topo = planner(inv)
+    assert [rep.head.node.name for rep in topo.replicas] == ["n1", "n2"]
+    assert not topo.leftover and not topo.warnings
+
+
+def test_router_host_also_serving_is_normal(inv_factory, planner):
     inv = inv_factory("H200", "zai-org/GLM-5-FP8", hosts=2,
                       replicas={"count": 2, "router": {"host": "n0"}})
     topo = planner(inv)
-    (w,) = topo.warnings
-    assert w.warning and w.path == "replicas.router.host"
+    assert not topo.warnings and topo.replicas[1].head.node.name == "n0"
+
+
+def test_router_on_a_replica_heads_dist_init_port_is_refused(inv_factory, planner):
+    inv = inv_factory("H200", "zai-org/GLM-5-FP8", hosts=1,
+                      replicas={"count": 1, "router": {"host": "n0", "port": 20000}})
+    e = _err(planner, inv)
+    assert e.path == "replicas.router.port" and "dist-init" in e.message
 
 
 def test_router_port_clash_on_serving_host(inv_factory, planner):
