@@ -40,7 +40,7 @@ def command() -> None:
 @click.option("--hub-token-env", default=None, metavar="NAME",
               help="Require a hub token: the value of environment variable NAME (never an argument).")
 @click.option("--docker-on-demand", is_flag=True,
-              help="Hosts start dockerd on first use, not at boot (~110 MiB less per host; for large labs).")
+              help="Hosts start dockerd on first use, not at boot (dockerd+containerd ~130 MiB RSS per host; for large labs).")
 @click.pass_context
 def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node: int, subnet: str,
            sudo_user_hosts: int, overrides: tuple[str, ...], mirror: bool, hub_shards: int,
