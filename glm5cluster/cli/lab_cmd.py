@@ -21,9 +21,12 @@ def command() -> None:
 
 @command.command(name="up")
 @click.option("--name", default="default", show_default=True, help="Lab name.")
-@click.option("--hosts", "n_hosts", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option("--gpu", type=click.Choice(GPU_KINDS, case_sensitive=False), default="H200", show_default=True)
-@click.option("--gpus-per-node", type=click.IntRange(1, 16), default=8, show_default=True)
+@click.option("--hosts", "n_hosts", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Simulated GPU hosts (node-1 .. node-N).")
+@click.option("--gpu", type=click.Choice(GPU_KINDS), default="H200", show_default=True,
+              help="GPU kind of every host, spelled as the inventory's cluster.gpu.kind.")
+@click.option("--gpus-per-node", type=click.IntRange(1, 16), default=8, show_default=True,
+              help="GPUs each host reports.")
 @click.option("--subnet", default=DEFAULT_SUBNET, show_default=True, help="Lab network (hosts at .11 up).")
 @click.option("--sudo-user-hosts", type=click.IntRange(0, 64), default=0, show_default=True,
               help="The last N hosts are reached as user glm5 with passwordless sudo.")
@@ -45,10 +48,10 @@ def command() -> None:
 def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node: int, subnet: str,
            sudo_user_hosts: int, overrides: tuple[str, ...], mirror: bool, hub_shards: int,
            hub_shard_mb: float, hub_rate_mbps: float, hub_token_env: str | None, docker_on_demand: bool) -> None:
-    """Create (or reconcile) a lab and write its inventory."""
+    """Create (or reconcile) a lab and write its inventory; its path is printed on stdout."""
     console = Console(stderr=True, highlight=False, markup=False)
     settings = LabSettings(
-        name=name, hosts=n_hosts, gpu=gpu.upper(), gpus_per_node=gpus_per_node, subnet=subnet,
+        name=name, hosts=n_hosts, gpu=gpu, gpus_per_node=gpus_per_node, subnet=subnet,
         sudo_user_hosts=min(sudo_user_hosts, n_hosts), overrides=parse_overrides(list(overrides), n_hosts),
         mirror=mirror, hub_shards=hub_shards, hub_shard_mb=hub_shard_mb, hub_rate_mbps=hub_rate_mbps,
         hub_token=os.environ.get(hub_token_env, "") if hub_token_env else "",

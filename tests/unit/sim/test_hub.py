@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from huggingface_hub import HfApi, snapshot_download
@@ -44,6 +45,26 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _entries(lines: list[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:  # the line being written right now
+            continue
+
+
+def _wait_logged(data: Path, match: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> bool:
+    """Whether an entry ``match`` accepts appears in the hub's request log within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = (data / "requests.log").read_text().splitlines()
+        if any(match(e) for e in _entries(lines)):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def test_snapshot_download_matches_listing(hub: str, tmp_path: Path, data_dir: Path) -> None:
     api = HfApi(endpoint=hub)
     info = api.model_info(REPO, files_metadata=True)
@@ -62,8 +83,7 @@ def test_snapshot_download_matches_listing(hub: str, tmp_path: Path, data_dir: P
     assert tree["model-00001-of-00003.safetensors"].lfs.sha256 == lfs["model-00001-of-00003.safetensors"].lfs.sha256
     paths = api.get_paths_info(REPO, ["config.json"], revision="main")
     assert paths[0].size == (out / "config.json").stat().st_size
-    log = (data_dir / "requests.log").read_text()
-    assert "/resolve/" in log
+    assert _wait_logged(data_dir, lambda e: "/resolve/" in e["path"]), (data_dir / "requests.log").read_text()
 
 
 def test_unknown_revision_and_repo(hub: str) -> None:
@@ -83,8 +103,10 @@ def test_range_resume_after_truncation(hub: str, tmp_path: Path, data_dir: Path)
         http_get(f"{hub}/{REPO}/resolve/main/{name}", f, resume_size=100_000,
                  expected_size=original.stat().st_size)
     assert sha256(part) == sha256(original)
-    log = [json.loads(line) for line in (data_dir / "requests.log").read_text().splitlines()]
-    assert any(e["status"] == 206 and e["range"] == "bytes=100000-" for e in log)
+    # The hub records a download once it has streamed the last byte (server.py `resolve`), so the
+    # client may return before the server thread has written the entry: wait for it, bounded.
+    assert _wait_logged(data_dir, lambda e: e["status"] == 206 and e["range"] == "bytes=100000-"
+                        and e["path"].endswith(name)), (data_dir / "requests.log").read_text()
 
 
 def test_token_required(data_dir: Path, tmp_path: Path) -> None:
