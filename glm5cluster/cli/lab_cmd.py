@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from glm5cluster.cli.display import make_console
 from glm5cluster.lab.addresses import DEFAULT_SUBNET
 from glm5cluster.lab.dockerd import ensure_engine
 from glm5cluster.lab.files import LabSettings
@@ -49,7 +49,7 @@ def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node:
            sudo_user_hosts: int, overrides: tuple[str, ...], mirror: bool, hub_shards: int,
            hub_shard_mb: float, hub_rate_mbps: float, hub_token_env: str | None, docker_on_demand: bool) -> None:
     """Create (or reconcile) a lab and write its inventory; its path is printed on stdout."""
-    console = Console(stderr=True, highlight=False, markup=False)
+    console = make_console(stderr=True, highlight=False, markup=False)
     settings = LabSettings(
         name=name, hosts=n_hosts, gpu=gpu, gpus_per_node=gpus_per_node, subnet=subnet,
         sudo_user_hosts=min(sudo_user_hosts, n_hosts), overrides=parse_overrides(list(overrides), n_hosts),
@@ -68,8 +68,8 @@ def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node:
 @click.pass_context
 def status_cmd(ctx: click.Context, name: str | None) -> None:
     """Show the lab's hosts and their state."""
-    console = Console(highlight=False)
-    client = ensure_engine(Console(stderr=True, markup=False))
+    console = make_console(highlight=False)
+    client = ensure_engine(make_console(stderr=True, markup=False))
     names = [name] if name else known_labs(client)
     if not names:
         console.print("no lab")
@@ -90,7 +90,7 @@ def status_cmd(ctx: click.Context, name: str | None) -> None:
 @click.pass_context
 def down_cmd(ctx: click.Context, name: str) -> None:
     """Remove the lab's containers, network, volumes and files (nothing else)."""
-    console = Console(stderr=True, highlight=False, markup=False)
+    console = make_console(stderr=True, highlight=False, markup=False)
     down(ensure_engine(console), name, console)
     ctx.exit(0)
 
