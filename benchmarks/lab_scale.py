@@ -90,10 +90,18 @@ def watched(argv: list[str], seconds: float | None = None) -> dict[str, Any]:
             proc.send_signal(signal.SIGINT)
             break
         time.sleep(0.05)
-    _, err = proc.communicate(timeout=60)
+    t_int = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # Ctrl-C did not end it: record that, then end it
+        proc.kill()
+        _, err = proc.communicate()
+        err = "did not end within 60 s of SIGINT (killed)\n" + err
     wall = time.monotonic() - t0
     out: dict[str, Any] = {"argv": argv[1:], "rc": proc.returncode, "wall_s": round(wall, 2),
                            "load_start": l0, "load_end": load(), "stderr_tail": err[-400:]}
+    if seconds is not None:
+        out["exit_after_sigint_s"] = round(time.monotonic() - t_int, 2)
     if samples:
         out["peak_rss_mib"] = round(max(s["hwm_kib"] for _, s in samples) / 1024, 1)
         out["max_threads"] = max(s["threads"] for _, s in samples)
