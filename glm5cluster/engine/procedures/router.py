@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -65,9 +66,16 @@ def smoke_through(run: Runner, inventory: Inventory, topology: Topology, request
     return (not problems), "; ".join(problems) or "thinking, instruct and tool call passed through the router"
 
 
+CIRCUITS_OPEN = "no_available_workers"  # the router's 503 code while every worker's breaker is open
+
+
 class RegisterParams(Params):
     timeout: float = 300.0  # seconds for the router to report the replicas healthy
     request_timeout: float = 120.0
+    # Replicas restarted behind the router trip its circuit breakers (sglang-router 0.3.2:
+    # open after 10 failures, retried after 60 s): the smoke test waits that long for them.
+    circuit_wait: float = 90.0
+    circuit_poll: float = 5.0
 
 
 class RouterRegister:
@@ -120,6 +128,11 @@ class RouterRegister:
                                           "the router must reach each node 0's /health")
             return results
         ok, msg = smoke_through(ctx.run, ctx.inventory, topo, params.request_timeout)
+        deadline = time.monotonic() + params.circuit_wait
+        while not ok and CIRCUITS_OPEN in msg and time.monotonic() < deadline:
+            ctx.progress(rh, "the router's circuit breakers are open (replicas restarted behind it); waiting")
+            time.sleep(params.circuit_poll)
+            ok, msg = smoke_through(ctx.run, ctx.inventory, topo, params.request_timeout)
         if not ok:
             results[rh] = StepResult(Status.FAILED, message=f"router {topo.router.url}: {msg}",
                                      hint=f"glm5cluster status INV; journalctl -u {router_unit(ctx.inventory.cluster.name)}")

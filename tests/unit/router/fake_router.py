@@ -28,6 +28,7 @@ def chat_answer(body: dict[str, Any]) -> dict[str, Any]:
 class FakeRouter:
     def __init__(self) -> None:
         self.workers: dict[str, dict[str, Any]] = {}
+        self.open_circuit_requests = 0  # chat requests answered 503 "all circuits open" first
         self.calls: list[tuple[str, str, Any]] = []
         template = json.loads((DATA / "workers_one-healthy.json").read_text())["workers"][0]
         fake = self
@@ -64,6 +65,9 @@ class FakeRouter:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.calls.append(("POST", self.path, body))
                 if self.path == "/v1/chat/completions":
+                    if fake.open_circuit_requests > 0:
+                        fake.open_circuit_requests -= 1
+                        return self.reply(503, json.loads((DATA / "chat_503_circuits-open.json").read_text()))
                     return self.reply(200 if fake.workers else 503, chat_answer(body))
                 if self.path != "/workers":
                     return self.reply(404, "")

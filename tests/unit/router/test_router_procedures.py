@@ -94,6 +94,25 @@ def test_register_both_replicas_then_nothing_changes(tmp_path: Path, fake: FakeR
     assert again.steps[0].results["gw"].status is Status.OK and again.changes == 0
 
 
+def test_register_waits_while_the_routers_circuit_breakers_are_open(tmp_path: Path, fake: FakeRouter) -> None:
+    # After every replica restarted at once the real router lists them healthy but answers
+    # 503 no_available_workers until its breakers close; the smoke test waits for that.
+    fake.open_circuit_requests = 4
+    step = Step(0, "router workers", "router.register", RouterRegister(),
+                RegisterParams(timeout=5, request_timeout=10, circuit_wait=30, circuit_poll=0.05))
+    rep, _ = run(tmp_path, fake, step)
+    r = rep.steps[0].results["gw"]
+    assert r.status is Status.CHANGED, r
+    assert r.summary.startswith("2 replica(s) healthy in the router, smoke test passed through it"), r
+    assert fake.open_circuit_requests == 0
+    fake.open_circuit_requests = 10**6  # never closes: named, after circuit_wait
+    step = Step(0, "router workers", "router.register", RouterRegister(),
+                RegisterParams(timeout=5, request_timeout=10, circuit_wait=0.2, circuit_poll=0.05))
+    rep, _ = run(tmp_path, fake, step)
+    r = rep.steps[0].results["gw"]
+    assert r.status is Status.FAILED and "no_available_workers" in r.message, r
+
+
 def test_a_replica_left_out_of_the_run_is_not_added_and_unknown_workers_go(tmp_path: Path, fake: FakeRouter) -> None:
     fake.workers["x"] = {"id": "x", "url": "http://10.9.9.9:30000", "is_healthy": True, "load": 0}
     rep, _ = run(tmp_path, fake, register(), limit=("n0", "gw"))
