@@ -61,7 +61,8 @@ T = TypeVar("T")
 class Params(BaseModel):
     """Base of a procedure's parameter record (frozen, unknown keys refused)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: only the procedures a playbook uses pay for their validator (start-up cost).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 @runtime_checkable

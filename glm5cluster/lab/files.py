@@ -39,6 +39,7 @@ class LabSettings:
     hub_shard_mb: float = 4.0
     hub_rate_mbps: float = 0.0  # total cap of the simulated WAN link (0: none)
     hub_token: str = ""  # non-empty: the hub requires this bearer token (a gated repository)
+    docker_on_demand: bool = False  # hosts start dockerd on first use (socket activation), not at boot
 
     def save(self) -> None:
         path = lab_dir(self.name) / "lab.json"
@@ -117,6 +118,9 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         },
         "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi, "insecure": True,
                     "secrets": {"hf_token_env": "HF_TOKEN"}},
+        # no torch/NCCL in the lab's stand-in runtime: `up` skips the NCCL gate (preflight --nccl
+        # is the way to run it by hand)
+        "preflight": {"nccl_gate": False},
         # The mirror serves vendor-shaped trees, as a site mirror of the real repositories would:
         # cuda_repo mirrors https://developer.download.nvidia.com/compute/cuda/repos (the tasks
         # append <distro>/<arch>/), container_toolkit_repo mirrors
