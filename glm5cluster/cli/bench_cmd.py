@@ -58,7 +58,8 @@ def _local(base: str, path: str) -> Path:
 @click.option("--sharegpt-path", help="Local ShareGPT JSON for the random dataset instead of downloading it.")
 @click.option("--gate", is_flag=True, help="Exit 1 on a regression beyond tolerance (bench.tolerance).")
 @click.option("--history", "show_history", is_flag=True, help="Show the kept runs and exit.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object on stdout for scripts.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
 @transport_option
 @click.pass_context

@@ -52,8 +52,9 @@ def print_comparison(run: BenchRun, comps: Sequence[SuiteComparison], out: TextI
              f"config {run.config_digest}{'  via router' if run.via_router else ''}  {run.stamp}")
     rows = comparison_rows(comps)
     if rich:
-        from rich.console import Console
         from rich.table import Table
+
+        from glm5cluster.cli.display import make_console
 
         table = Table(title=title)
         for h in HEADERS:
@@ -61,7 +62,7 @@ def print_comparison(run: BenchRun, comps: Sequence[SuiteComparison], out: TextI
         for r in rows:
             style = "red" if "REGRESSION" in r[5] or r[1] == "FAILED" else None
             table.add_row(*r, style=style)
-        Console(file=out).print(table)
+        make_console(file=out).print(table)
     else:
         out.write(title + "\n")
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADERS)]

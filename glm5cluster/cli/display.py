@@ -181,6 +181,20 @@ class Display:
             self._print(f"logs: {log_dir}")
 
 
+PLAIN_WIDTH = 10_000  # not a terminal: never wrap (a path cut at column 80 is no longer a path)
+
+
+def make_console(stderr: bool = False, file: TextIO | None = None, **kw: Any) -> Any:
+    """A rich Console: on a terminal as rich sizes it; otherwise (logs, pipes, CI) lines are
+    written whole, never wrapped at 80 columns mid-word."""
+    from rich.console import Console
+
+    stream = file or (sys.stderr if stderr else sys.stdout)
+    if stream.isatty():
+        return Console(file=stream, **kw)
+    return Console(file=stream, soft_wrap=True, width=PLAIN_WIDTH, **kw)
+
+
 def print_exec(out: TextIO, host: str, text: str, stream: str = "") -> None:
     for line in text.splitlines():
         out.write(f"{host}{stream} | {mask(line)}\n")

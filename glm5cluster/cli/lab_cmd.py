@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from glm5cluster.cli.display import make_console
 from glm5cluster.lab.addresses import DEFAULT_SUBNET
 from glm5cluster.lab.dockerd import ensure_engine
 from glm5cluster.lab.files import LabSettings
@@ -21,9 +21,12 @@ def command() -> None:
 
 @command.command(name="up")
 @click.option("--name", default="default", show_default=True, help="Lab name.")
-@click.option("--hosts", "n_hosts", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option("--gpu", type=click.Choice(GPU_KINDS, case_sensitive=False), default="H200", show_default=True)
-@click.option("--gpus-per-node", type=click.IntRange(1, 16), default=8, show_default=True)
+@click.option("--hosts", "n_hosts", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Simulated GPU hosts (node-1 .. node-N).")
+@click.option("--gpu", type=click.Choice(GPU_KINDS), default="H200", show_default=True,
+              help="GPU kind of every host, spelled as the inventory's cluster.gpu.kind.")
+@click.option("--gpus-per-node", type=click.IntRange(1, 16), default=8, show_default=True,
+              help="GPUs each host reports.")
 @click.option("--subnet", default=DEFAULT_SUBNET, show_default=True, help="Lab network (hosts at .11 up).")
 @click.option("--sudo-user-hosts", type=click.IntRange(0, 64), default=0, show_default=True,
               help="The last N hosts are reached as user glm5 with passwordless sudo.")
@@ -43,10 +46,10 @@ def command() -> None:
 def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node: int, subnet: str,
            sudo_user_hosts: int, overrides: tuple[str, ...], mirror: bool, hub_shards: int,
            hub_shard_mb: float, hub_rate_mbps: float, hub_token_env: str | None) -> None:
-    """Create (or reconcile) a lab and write its inventory."""
-    console = Console(stderr=True, highlight=False, markup=False)
+    """Create (or reconcile) a lab and write its inventory; its path is printed on stdout."""
+    console = make_console(stderr=True, highlight=False, markup=False)
     settings = LabSettings(
-        name=name, hosts=n_hosts, gpu=gpu.upper(), gpus_per_node=gpus_per_node, subnet=subnet,
+        name=name, hosts=n_hosts, gpu=gpu, gpus_per_node=gpus_per_node, subnet=subnet,
         sudo_user_hosts=min(sudo_user_hosts, n_hosts), overrides=parse_overrides(list(overrides), n_hosts),
         mirror=mirror, hub_shards=hub_shards, hub_shard_mb=hub_shard_mb, hub_rate_mbps=hub_rate_mbps,
         hub_token=os.environ.get(hub_token_env, "") if hub_token_env else "",
@@ -62,8 +65,8 @@ def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node:
 @click.pass_context
 def status_cmd(ctx: click.Context, name: str | None) -> None:
     """Show the lab's hosts and their state."""
-    console = Console(highlight=False)
-    client = ensure_engine(Console(stderr=True, markup=False))
+    console = make_console(highlight=False)
+    client = ensure_engine(make_console(stderr=True, markup=False))
     names = [name] if name else known_labs(client)
     if not names:
         console.print("no lab")
@@ -84,7 +87,7 @@ def status_cmd(ctx: click.Context, name: str | None) -> None:
 @click.pass_context
 def down_cmd(ctx: click.Context, name: str) -> None:
     """Remove the lab's containers, network, volumes and files (nothing else)."""
-    console = Console(stderr=True, highlight=False, markup=False)
+    console = make_console(stderr=True, highlight=False, markup=False)
     down(ensure_engine(console), name, console)
     ctx.exit(0)
 

@@ -18,6 +18,7 @@ from glm5cluster.errors import GlmError, InputProblems
 SUBCOMMANDS = [
     "validate",
     "schema",
+    "inventory",
     "plan",
     "lab",
     "run",

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import click
 
 from glm5cluster.cli.inventory_io import load_and_check
-from glm5cluster.cli.session import connect_options, transport_option
+from glm5cluster.cli.session import FORKS_HELP, connect_options, transport_option
 from glm5cluster.connect.pool import ConnectionPool
 from glm5cluster.engine.procedures.router import RouterStatus, router_status
 from glm5cluster.engine.procedures.status import ClusterStatus, ReplicaStatus, collect
@@ -126,9 +126,11 @@ def print_text(st: ClusterStatus, inv: str, out: TextIO) -> None:
 
 @click.command()
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object on stdout for scripts.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
-@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True)
+@click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True,
+              help=FORKS_HELP)
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, fmt: str, accept_new_host_keys: bool, forks: int,

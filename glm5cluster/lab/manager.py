@@ -75,7 +75,7 @@ def parse_overrides(items: list[str], hosts: int) -> dict[str, dict[str, str]]:
                 raise InputError(f"bad --host-override {item!r}", hint="keys: gpus=N, driver=VERSION|none, gpu=KIND")
             if k == "gpus" and not (v.isdigit() and 1 <= int(v) <= 16):
                 raise InputError(f"bad --host-override {item!r}: gpus must be 1..16")
-            if k == "gpu" and v.upper() not in GPU_KINDS:
+            if k == "gpu" and v not in GPU_KINDS:  # the inventory's spelling, exactly
                 raise InputError(f"bad --host-override {item!r}: gpu must be one of {', '.join(GPU_KINDS)}")
             out.setdefault(host, {})[k] = v
     return out
@@ -166,10 +166,10 @@ def up(client: docker.DockerClient, s: LabSettings, say: Say | None = None) -> L
     with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
         results = dict(zip([p.hostname for p in wanted], pool.map(ready, wanted), strict=True))
     write_known_hosts(s.name, {p.address: results[p.hostname][1] for p in wanted})
-    inv = write_inventory(s, [(p.hostname, p.address, p.gpu_kind, p.gpu_count, p.sudo_user) for p in wanted])
+    write_inventory(s, [(p.hostname, p.address, p.gpu_kind, p.gpu_count, p.sudo_user) for p in wanted])
     if say:
+        # the inventory path is the command's stdout (once): `lab_cmd` prints it
         say.print(f"lab {s.name}: {len(wanted)} hosts ready in {time.monotonic() - t0:.1f}s")
-        say.print(f"inventory: {inv}")
     return status(client, s.name, systemd=False)
 
 

@@ -24,7 +24,7 @@ CUDA_KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
 SUPPORTED = {("ubuntu", "22.04"), ("ubuntu", "24.04"), ("debian", "12")}
 PERSISTENCED_DROPIN = "/etc/systemd/system/nvidia-persistenced.service.d/glm5cluster.conf"
 PERSISTENCED_UNIT = (
-    "# written by glm5cluster: run the daemon with persistence enabled (gpu-stack.md 1.6)\n"
+    "# written by glm5cluster: run the daemon with persistence enabled (persistence mode on every GPU)\n"
     "[Service]\nExecStart=\nExecStart=/usr/bin/nvidia-persistenced --persistence-mode --verbose\n"
 )
 

@@ -110,7 +110,8 @@ class GpuVerify(Task[VerifyParams]):
             return Fail(f"reboot pending: {why}", "run again with --allow-reboot, or reboot the host")
         problems = health_problems(st, ctx, br)
         if problems:
-            return Fail("; ".join(problems), "see gpu-stack.md section 5 for each check")
+            return Fail("; ".join(problems), "each check and its fix: docs/gpu-checks.md; see the GPUs with "
+                        "`glm5cluster exec INV --limit HOST -- nvidia-smi -q`")
         if vendor == "amd":
             return NoOp(f"{ctx.node.gpu_count} x {ctx.node.gpu_kind.value} verified (kfd present)")
         return NoOp(f"{len(st.gpus)} x {st.gpus[0].name} verified, driver {loaded_driver(st)}")

@@ -75,11 +75,12 @@ class _Replica:
 
     def facts_for(self, host: str) -> dict[str, Fact[Any]]:
         checks = set(self.p.checks)
-        facts: dict[str, Fact[Any]] = {"ours": SurveyFact(self.inv.cluster.name)}
+        facts: dict[str, Fact[Any]] = {}
         if "network" in checks:
             facts["ifaces"] = InterfacesFact()
         if "ports" in checks or "network" in checks:
             facts["ports"] = PortHoldersFact(tuple(self.ports(host)))
+            facts["ours"] = SurveyFact(self.inv.cluster.name)  # whose ports are the cluster's own
         if "gpu" in checks:
             facts["gpu"] = AmdGpus() if self.rep.deployment.gpu.vendor == "amd" else NvidiaGpus()
         if "runtime" in checks:
@@ -100,7 +101,10 @@ class _Replica:
 
     def gather(self) -> tuple[dict[str, dict[str, Any]], dict[str, StepResult]]:
         def one(host: str) -> dict[str, Any]:
-            batch = FactBatch(self.facts_for(host))
+            wanted = self.facts_for(host)
+            if not wanted:  # no check asked for anything on the node
+                return {}
+            batch = FactBatch(wanted)
             res = self.ctx.run(host, batch.command())
             return batch.parse(res)
 

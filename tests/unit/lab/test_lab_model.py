@@ -28,8 +28,8 @@ def test_addresses() -> None:
 
 
 def test_overrides() -> None:
-    ov = parse_overrides(["node-2:gpus=4", "node-1:driver=none,gpu=mi300x"], 2)
-    assert ov == {"node-2": {"gpus": "4"}, "node-1": {"driver": "none", "gpu": "mi300x"}}
+    ov = parse_overrides(["node-2:gpus=4", "node-1:driver=none,gpu=MI300X"], 2)
+    assert ov == {"node-2": {"gpus": "4"}, "node-1": {"driver": "none", "gpu": "MI300X"}}
     for bad in ("node-3:gpus=1", "node-1:gpus=0", "node-1:color=red", "node-1"):
         with pytest.raises(InputError):
             parse_overrides([bad], 2)

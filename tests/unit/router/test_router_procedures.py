@@ -130,3 +130,36 @@ def test_down_deregisters_then_removes_the_router_unless_kept(tmp_path: Path, fa
     assert gw.stopped and not fake.workers
 
 
+
+
+class TornHost:
+    """A host with a rank unit and the router unit of cluster c; records what the teardown ran."""
+
+    def __init__(self) -> None:
+        self.scripts: list[str] = []
+
+    def __call__(self, cmd: Shell) -> CommandResult:
+        line = cmd.command_line()
+        self.scripts.append(line)
+        if "systemctl list-units" in line:
+            return CommandResult("", 0, "@@glm5cluster:survey@@\n"
+                                        "unit\tglm5-c-r1.service\tactive\tGLM-5 SGLang c replica 1 rank 0/1\n"
+                                        "unit\tglm5-c-router.service\tactive\tglm5cluster router of cluster c\n")
+        return CommandResult("", 0)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_teardown_leaves_the_router_when_kept(tmp_path: Path, keep: bool) -> None:
+    from glm5cluster.engine.procedures.teardown import Teardown, TeardownParams
+
+    f = tmp_path / "inv.yaml"
+    f.write_text(INV.format(port=8000))
+    loaded = load_inventory(f)
+    host = TornHost()
+    conns = {n.name: FakeConnection(n.name, responder=host if n.name == "n1" else None) for n in loaded.nodes}
+    pb = Playbook("down", "-", (Step(0, "down", "teardown", Teardown(), TeardownParams(keep_router=keep)),))
+    with ConnectionPool(loaded.nodes, factory=lambda node: conns[node.name]) as pool:
+        run_playbook(pb, loaded.inventory, loaded.nodes, pool, RunOptions(limit=("n1",)))
+    acted = "\n".join(s for s in host.scripts if "systemctl list-units" not in s)
+    assert "glm5-c-r1.service" in acted
+    assert ("glm5-c-router" in acted) is (not keep)
