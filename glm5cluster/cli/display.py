@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from glm5cluster.engine.events import Event, EventKind
+from glm5cluster.engine.events import Event, EventKind, Transfer
 from glm5cluster.engine.report import INTERRUPTED, RunReport, Status, StepResult
 from glm5cluster.redact import mask
 
@@ -20,6 +20,23 @@ _MARK = {Status.OK: "ok", Status.CHANGED: "changed", Status.FAILED: "FAILED",
          Status.SKIPPED: "skipped", Status.UNREACHABLE: "UNREACHABLE"}
 _STYLE = {Status.OK: "green", Status.CHANGED: "yellow", Status.FAILED: "bold red",
           Status.SKIPPED: "cyan", Status.UNREACHABLE: "bold magenta"}
+
+
+PLAIN_PROGRESS_EVERY = 15.0  # seconds between a host's progress lines when not a terminal
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def transfer_text(t: Transfer) -> str:
+    """``12.0 GiB/80.0 GiB 450.0 MiB/s ETA 2m33s`` (bytes, rate, time left)."""
+    eta = "-" if t.eta is None else f"{int(t.eta) // 60}m{int(t.eta) % 60:02d}s"
+    return f"{_bytes(t.done)}/{_bytes(t.total)} {_bytes(t.rate)}/s ETA {eta}"
 
 
 def _one_line(text: str, limit: int = 0) -> str:
@@ -39,6 +56,8 @@ class Display:
         self._phase = ""
         self._step_counts: dict[Status, int] = {}
         self._live: Any = None
+        self._transfer: dict[str, Transfer] = {}  # host -> its transfer in the current step
+        self._plain_last: dict[str, float] = {}  # host -> when its last progress line was printed
 
     # -- event sink ------------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
@@ -61,10 +80,21 @@ class Display:
             self._step_counts = {}
         elif e.kind in (EventKind.HOST_STARTED, EventKind.HOST_PROGRESS):
             self._current[e.host] = (e.step, time.monotonic(), e.message or "running")
+            if e.kind is EventKind.HOST_STARTED:
+                self._transfer.pop(e.host, None)
+            elif e.transfer is not None:
+                self._transfer[e.host] = e.transfer
+            if not self.live_mode and e.kind is EventKind.HOST_PROGRESS and e.message:
+                last = self._plain_last.get(e.host)
+                if last is None or e.at - last >= PLAIN_PROGRESS_EVERY:
+                    self._plain_last[e.host] = e.at
+                    self._print(f"  {e.host}: {e.step}: {_one_line(e.message)}")
         elif e.kind is EventKind.HOST_FINISHED and e.result is not None:
             r = e.result
             self._step_counts[r.status] = self._step_counts.get(r.status, 0) + 1
             self._current[e.host] = (e.step, time.monotonic(), r.status.value)
+            self._transfer.pop(e.host, None)
+            self._plain_last.pop(e.host, None)
             if not self.live_mode and (self.verbose or r.status is not Status.OK):
                 self._print(self._host_line(e.host, e.step, r))
             elif self.live_mode and r.status is not Status.OK:
@@ -114,13 +144,19 @@ class Display:
             self._live = None
 
     def _render(self) -> Any:
+        from rich.progress_bar import ProgressBar
         from rich.table import Table
 
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
         for host in self._hosts:
             step, since, status = self._current.get(host, ("", now, "waiting"))
-            table.add_row(host, step, status, f"{now - since:5.1f}s")
+            t = self._transfer.get(host)
+            if t is not None and t.total > 0:  # a byte transfer: bar, bytes, rate, ETA
+                table.add_row(host, step, ProgressBar(total=t.total, completed=min(t.done, t.total), width=30),
+                              f"{transfer_text(t)}  {now - since:5.1f}s")
+            else:
+                table.add_row(host, step, status, f"{now - since:5.1f}s")
         return table
 
     def close(self) -> None:

@@ -24,3 +24,35 @@ was slower at both 4 and 16 hosts. ``--transport openssh`` (or ``GLM5CLUSTER_TRA
 available for sites whose ssh setup paramiko cannot follow (GSSAPI, certificates, exotic
 ProxyCommand).
 """
+
+import importlib
+import importlib.util
+import sys
+import types
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module in ``sys.modules`` until an attribute of it is used; then imports
+    the real module (which replaces it in ``sys.modules``) and answers from it."""
+
+    def __getattr__(self, name: str) -> object:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _defer_invoke() -> None:
+    """paramiko.config imports ``invoke`` (~50 ms of start-up) only to run the ``Match exec``
+    lines of an ssh config. A stand-in imports it on first use, so behaviour is the same and
+    every other run skips the import. Not installed: nothing is done (paramiko's own fallback)."""
+    if "invoke" in sys.modules:
+        return
+    spec = importlib.util.find_spec("invoke")
+    if spec is None:
+        return
+    stand_in = _Deferred("invoke")
+    stand_in.__spec__ = spec
+    sys.modules["invoke"] = stand_in
+
+
+_defer_invoke()

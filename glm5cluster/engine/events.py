@@ -26,6 +26,16 @@ class EventKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Bytes moved so far on one host: what a progress bar needs."""
+
+    done: float
+    total: float
+    rate: float = 0.0  # bytes/s
+    eta: float | None = None  # seconds
+
+
+@dataclass(frozen=True)
 class Event:
     kind: EventKind
     step_index: int = -1
@@ -35,6 +45,7 @@ class Event:
     result: StepResult | None = None
     hosts: tuple[str, ...] = ()
     at: float = field(default_factory=time.monotonic)
+    transfer: Transfer | None = None  # HOST_PROGRESS of a byte transfer (weights staging)
 
 
 EventSink = Callable[[Event], None]

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict
 
 from glm5cluster.commands import CommandResult, Shell, Upload
 from glm5cluster.connect.pool import ConnectionPool, HostResult, fan_out
-from glm5cluster.engine.events import Event, EventKind, EventSink
+from glm5cluster.engine.events import Event, EventKind, EventSink, Transfer
 from glm5cluster.engine.report import StepResult
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.errors import Interrupted
@@ -61,7 +61,8 @@ T = TypeVar("T")
 class Params(BaseModel):
     """Base of a procedure's parameter record (frozen, unknown keys refused)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: only the procedures a playbook uses pay for their validator (start-up cost).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 @runtime_checkable
@@ -131,8 +132,10 @@ class ClusterContext:
             timeout = max(0.0, self.deadline - time.monotonic())
         return fan_out(list(hosts if hosts is not None else self.hosts), fn, self.forks, timeout)
 
-    def progress(self, host: str, message: str) -> None:
-        self._events(Event(EventKind.HOST_PROGRESS, self.step_index, self.step, host, message))
+    def progress(self, host: str, message: str, transfer: Transfer | None = None) -> None:
+        """Live display + log; ``transfer`` (bytes done/total, rate, ETA) draws a progress bar."""
+        self._events(Event(EventKind.HOST_PROGRESS, self.step_index, self.step, host, message,
+                           transfer=transfer))
         if self._log is not None:
             self._log.write(host, f"[{self.step}] {message}")
 

@@ -39,6 +39,7 @@ class LabSettings:
     hub_shard_mb: float = 4.0
     hub_rate_mbps: float = 0.0  # total cap of the simulated WAN link (0: none)
     hub_token: str = ""  # non-empty: the hub requires this bearer token (a gated repository)
+    docker_on_demand: bool = False  # hosts start dockerd on first use (socket activation), not at boot
 
     def save(self) -> None:
         path = lab_dir(self.name) / "lab.json"

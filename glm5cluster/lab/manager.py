@@ -33,7 +33,15 @@ from glm5cluster.model.inventory import GpuKind
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
 GPU_KINDS = tuple(k.value for k in GpuKind)  # every kind the inventory (and catalog) knows
-READY_TIMEOUT = 120.0
+READY_TIMEOUT = 120.0  # boot deadline of a small lab; larger labs get READY_PER_HOST more per host
+READY_PER_HOST = 4.0  # measured: 64 hosts boot in ~2-4 min on 2 loaded cores (README, 64-host lab)
+CREATE_WORKERS = 8  # containers created at once (the docker API serialises much of it anyway)
+READY_WORKERS = 16
+
+
+def ready_timeout(hosts: int) -> float:
+    """Seconds the whole lab may take to boot: fixed for a few hosts, growing with a large lab."""
+    return READY_TIMEOUT + READY_PER_HOST * max(0, hosts - 4)
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ def plans(s: LabSettings) -> list[H.HostPlan]:
         out.append(H.HostPlan(
             lab=s.name, hostname=hname, address=host_address(s.subnet, i), gpu_kind=kind,
             gpu_count=int(ov.get("gpus", s.gpus_per_node)), driver=None if drv == "none" else drv,
-            sudo_user=i > s.hosts - s.sudo_user_hosts,
+            sudo_user=i > s.hosts - s.sudo_user_hosts, docker_on_demand=s.docker_on_demand,
         ))
     return out
 
@@ -144,26 +152,32 @@ def up(client: docker.DockerClient, s: LabSettings, say: Say | None = None) -> L
     daemon_json: dict[str, object] = {"iptables": False, "ip-masq": False, "insecure-registries": [m.registry],
                                       "log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "2"}}
     have = _containers(client, s.name)
-    created, started = [], []
-    for p in wanted:
-        c = have.get(p.hostname)
-        if c is None:
-            H.create(client, image, p, network_name(s.name), etc_hosts, H.host_files(p, pub, daemon_json))
-            created.append(p.hostname)
-        elif c.status not in ("running", "restarting"):
-            c.start()
-            started.append(p.hostname)
+    to_create = [p for p in wanted if p.hostname not in have]
+    started = [p.hostname for p in wanted
+               if p.hostname in have and have[p.hostname].status not in ("running", "restarting")]
+    for hname in started:
+        have[hname].start()
+    if say and to_create:
+        say.print(f"lab {s.name}: creating {len(to_create)} hosts ({min(CREATE_WORKERS, len(to_create))} at a time)")
+    _create_all(client, image, to_create, network_name(s.name), etc_hosts, pub, daemon_json, say)
+    created = [p.hostname for p in to_create]
     if say and (created or started):
-        say.print(f"lab {s.name}: created {created or 'none'}, started {started or 'none'}; waiting for boot")
-    deadline = time.monotonic() + READY_TIMEOUT
+        shown = created if len(created) <= 8 else f"{len(created)} hosts"
+        say.print(f"lab {s.name}: created {shown or 'none'}, started {started or 'none'}; waiting for boot")
+    deadline = time.monotonic() + ready_timeout(len(wanted))
     containers = _containers(client, s.name)
+    booted: list[str] = []
 
     def ready(p: H.HostPlan) -> tuple[str, list[str]]:
         c = containers[p.hostname]
         state = H.wait_ready(c, p.address, deadline)
-        return state, H.host_keys(c)
+        keys = H.host_keys(c)
+        booted.append(p.hostname)
+        if say and len(wanted) > 8 and len(booted) % 8 == 0:
+            say.print(f"lab {s.name}: {len(booted)}/{len(wanted)} hosts booted ({time.monotonic() - t0:.0f}s)")
+        return state, keys
 
-    with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
+    with ThreadPoolExecutor(max_workers=min(READY_WORKERS, len(wanted))) as pool:
         results = dict(zip([p.hostname for p in wanted], pool.map(ready, wanted), strict=True))
     write_known_hosts(s.name, {p.address: results[p.hostname][1] for p in wanted})
     write_inventory(s, [(p.hostname, p.address, p.gpu_kind, p.gpu_count, p.sudo_user) for p in wanted])
@@ -171,6 +185,24 @@ def up(client: docker.DockerClient, s: LabSettings, say: Say | None = None) -> L
         # the inventory path is the command's stdout (once): `lab_cmd` prints it
         say.print(f"lab {s.name}: {len(wanted)} hosts ready in {time.monotonic() - t0:.1f}s")
     return status(client, s.name, systemd=False)
+
+
+def _create_all(client: docker.DockerClient, image: str, plans_: list[H.HostPlan], network: str,
+                etc_hosts: dict[str, str], pub: str, daemon_json: dict[str, object], say: Say | None) -> None:
+    """Create (and start) the missing hosts, CREATE_WORKERS at a time, with progress for a large lab."""
+    if not plans_:
+        return
+    done: list[str] = []
+    t0 = time.monotonic()
+
+    def one(p: H.HostPlan) -> None:
+        H.create(client, image, p, network, etc_hosts, H.host_files(p, pub, daemon_json))
+        done.append(p.hostname)
+        if say and len(plans_) > 8 and len(done) % 8 == 0:
+            say.print(f"  created {len(done)}/{len(plans_)} ({time.monotonic() - t0:.0f}s)")
+
+    with ThreadPoolExecutor(max_workers=min(CREATE_WORKERS, len(plans_))) as pool:
+        list(pool.map(one, plans_))
 
 
 def status(client: docker.DockerClient, name: str, systemd: bool = True) -> LabInfo:

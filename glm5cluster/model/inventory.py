@@ -77,7 +77,9 @@ Text = Annotated[str, StringConstraints(pattern=TEXT_RE, max_length=4096)]
 class Record(BaseModel):
     """Base of every inventory record: frozen, unknown keys refused, strict-ish types."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    # defer_build: a model's validator is built on first use, not at import (start-up cost:
+    # only the models a command validates are built; benchmarks/results/startup.md).
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False, defer_build=True)
 
 
 class GpuKind(StrEnum):

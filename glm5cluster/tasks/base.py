@@ -22,7 +22,8 @@ from glm5cluster.model.nodes import Node
 class Params(BaseModel):
     """Base of every task's parameter record: frozen, unknown keys refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: only the tasks a playbook uses pay for their validator (start-up cost).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 P = TypeVar("P", bound=Params)

@@ -14,6 +14,7 @@ against a known_hosts built from what the controller read over its own verified 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from glm5cluster.commands import Secret, Shell, Upload
+from glm5cluster.engine.events import Transfer
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.model.inventory import HubSource, PathSource
@@ -355,7 +357,7 @@ class _Stage:
                             rec = {}
                 alive = "ALIVE" in out.splitlines()
                 if rec:
-                    ctx.progress(h, W.progress_text(rec))
+                    ctx.progress(h, W.progress_text(rec), transfer_of(rec))
                 if rec.get("phase") == "done" and not alive:
                     running.discard(h)
                 elif not alive:
@@ -374,3 +376,14 @@ class _Stage:
         # the agents have ended: their pid files name nothing (a later pid could reuse the number)
         ctx.fan_out(lambda h: ctx.run(h, Shell.cmd("rm", "-f", self.state_path("agent.pid"), sudo=True,
                                                    description="remove the agent's pid file")), sorted(started))
+
+
+def transfer_of(rec: Mapping[str, Any]) -> Transfer | None:
+    """The agent's progress record as bytes for the display's progress bar."""
+    try:
+        total = float(rec.get("total") or 0)
+        eta = rec.get("eta")
+        eta_s = float(eta) if eta is not None and math.isfinite(float(eta)) else None
+        return Transfer(float(rec.get("done") or 0), total, float(rec.get("rate") or 0), eta_s) if total else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,62 @@
+"""Start-up cost guards: what the converged re-run path must NOT pay for at import time.
+
+Each check runs in a fresh interpreter (the modules under test are imported once per process).
+The numbers behind these choices: benchmarks/results/startup.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def _py(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_paramiko_import_does_not_execute_invoke() -> None:
+    # paramiko.config does `import invoke` (~50 ms); the connect package defers it.
+    out = _py("""
+        import sys
+        import glm5cluster.connect.ssh
+        import paramiko.config
+        print(sorted(m for m in sys.modules if m.startswith("invoke.")))
+    """)
+    assert out == "[]"
+
+
+def test_deferred_invoke_still_runs_match_exec() -> None:
+    # Behaviour is unchanged: a `Match exec` line of an ssh config still runs through invoke.
+    out = _py("""
+        import glm5cluster.connect.ssh
+        import paramiko
+        cfg = paramiko.SSHConfig.from_text('Match exec "true"\\n  User bob\\nMatch exec "false"\\n  Port 2222\\n')
+        r = cfg.lookup("h")
+        from invoke import Context
+        print(r["user"], r.get("port", "22"), Context.__module__)
+    """)
+    assert out == "bob 22 invoke.context"
+
+
+def test_models_are_built_on_first_use_only() -> None:
+    # Importing every task and the inventory builds no validator; validating builds only what
+    # is validated (the inventory), and validation itself still works and still refuses.
+    out = _py("""
+        import glm5cluster.tasks.registry as reg
+        from glm5cluster.model import inventory as inv
+        from glm5cluster.tasks.base import Params
+        def built(cls): return cls.__pydantic_complete__
+        subs = [c for c in Params.__subclasses__()]
+        before = sum(built(c) for c in subs), built(inv.Inventory), len(subs)
+        h = inv.HostSpec.model_validate({"name": "node-1", "address": "10.0.0.1"})
+        try:
+            inv.HostSpec.model_validate({"name": "node-1", "address": "10.0.0.1", "bogus": 1})
+            refused = False
+        except Exception:
+            refused = True
+        print(before[0], before[1], before[2] > 5, built(inv.HostSpec), h.name, refused)
+    """)
+    assert out == "0 False True True node-1 True"
