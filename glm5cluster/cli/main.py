@@ -29,6 +29,7 @@ SUBCOMMANDS = [
     "down",
     "rollout",
     "bench",
+    "preflight",
 ]
 
 

@@ -109,6 +109,7 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
 @click.option("--ready-timeout", type=click.FloatRange(min=1), default=None,
               help="Seconds to wait for each replica to serve (default serving.readiness_timeout, 3600).")
 @click.option("--restart", is_flag=True, help="Restart every TP group even when unchanged.")
+@click.option("--skip-nccl", is_flag=True, help="Skip the NCCL all-reduce gate before a first launch.")
 @click.option("--verify-weights", is_flag=True, help="Re-hash every weight file (ignore the manifest stamps).")
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result, not only changes and failures.")
@@ -121,7 +122,7 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: tuple[str, ...],
-            allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool,
+            allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool, skip_nccl: bool,
             verify_weights: bool, forks: int, verbose: bool, site_path: str | None, playbook_path: str | None, transport: str | None, break_lock: bool) -> None:
     """Bring INVENTORY's hosts to a serving, verified GLM-5 and print where to send requests.
 
@@ -136,7 +137,8 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     if site_path:
         base = splice_site(base, load_playbook(site_path))
     pb = with_overrides(base, timeout=ready_timeout,
-                        allow_reboot=True if allow_reboot else None, restart=True if restart else None)
+                        allow_reboot=True if allow_reboot else None, restart=True if restart else None,
+                        skip_nccl=True if skip_nccl else None)
     display = Display(verbose=verbose)
     log = RunLog(pb.name, secrets=secrets_of(loaded.inventory))
     confirm = TerminalConfirm(display)

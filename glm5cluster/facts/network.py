@@ -93,3 +93,48 @@ class InterfacesFact(Fact[Interfaces]):
         if not result.ok:
             raise FactError(self.name, result.tail(3) or f"exit code {result.exit_code}")
         return Interfaces(parse_ip_addr(result.stdout))
+
+
+@dataclass(frozen=True)
+class Route:
+    """``ip -j route get ADDR``: the interface (and source address) the kernel picks for ADDR."""
+
+    destination: str
+    device: str  # "" when there is no route
+    source: str
+    error: str = ""
+
+
+def parse_route_get(destination: str, result: CommandResult) -> Route:
+    if not result.ok:
+        return Route(destination, "", "", result.tail(1) or f"exit code {result.exit_code}")
+    data: Any = json.loads(result.stdout or "[]")
+    first = data[0] if isinstance(data, list) and data else {}
+    return Route(destination, str(first.get("dev", "")), str(first.get("prefsrc", "")))
+
+
+class RouteFact(Fact[Route]):
+    name = "route"
+
+    def __init__(self, destination: str) -> None:
+        self.destination = destination
+
+    def command(self) -> Shell:
+        return Shell.cmd("ip", "-j", "route", "get", self.destination)
+
+    def parse(self, result: CommandResult) -> Route:
+        return parse_route_get(self.destination, result)
+
+
+class HostnameFact(Fact[str]):
+    """The kernel's host name (``uname -n``): what NCCL and Gloo put in their peer tables."""
+
+    name = "hostname"
+
+    def command(self) -> Shell:
+        return Shell.cmd("uname", "-n")
+
+    def parse(self, result: CommandResult) -> str:
+        if not result.ok:
+            raise FactError(self.name, result.tail(3) or f"exit code {result.exit_code}")
+        return result.stdout.strip()

@@ -118,6 +118,9 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
         },
         "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi, "insecure": True,
                     "secrets": {"hf_token_env": "HF_TOKEN"}},
+        # no torch/NCCL in the lab's stand-in runtime: `up` skips the NCCL gate (preflight --nccl
+        # is the way to run it by hand)
+        "preflight": {"nccl_gate": False},
         # The mirror serves vendor-shaped trees, as a site mirror of the real repositories would:
         # cuda_repo mirrors https://developer.download.nvidia.com/compute/cuda/repos (the tasks
         # append <distro>/<arch>/), container_toolkit_repo mirrors

@@ -177,3 +177,26 @@ CUDA_REPO_KEY_FINGERPRINTS: tuple[str, ...] = ("EB693B3035CD5710E231E123A4B46996
 CONTAINER_TOOLKIT_KEY_FINGERPRINTS: tuple[str, ...] = ("C95B321B61E88C1809C4F759DDCAE044F796ECB0",)
 # AMD ROCm repository key (https://repo.radeon.com/rocm/rocm.gpg.key):
 ROCM_KEY_FINGERPRINTS: tuple[str, ...] = ("CA8BB4727A47B4D09B4EE8969386B48A1A693C5C",)
+
+
+# ---- preflight: NCCL all-reduce bus bandwidth references (GB/s, large messages) ----------------
+# Single node, 8 GPUs over NVLink/NVSwitch: Azure NHC's gates (ND H100 v5 460, ND H200 v5 431 GB/s;
+# azurehpc-health-checks nd96isr_h200_v5.conf). Other kinds/counts: no published gate here, so the
+# local phase is judged only when the inventory sets preflight.min_local_busbw_gbps.
+LOCAL_BUSBW_GBPS: dict[tuple[GpuKind, int], float] = {(GpuKind.H100, 8): 460.0, (GpuKind.H200, 8): 431.0}
+# Across nodes the NICs bound an all-reduce: NCCL's author gives 46-48 GB/s per 400G NDR NIC,
+# 24 per 200G, 12 per 100G (github.com/NVIDIA/nccl-tests/issues/290 and /119); 2 nodes x 8 NDR
+# measured 368.8 GB/s with NVLS off (github.com/NVIDIA/nccl-tests/issues/309) = 8 x 46. So the
+# expectation is NIC count x speed, never the GPU model alone (4 RoCE NICs give ~35 GB/s on the same GPUs).
+NIC_BUSBW_GBPS: dict[int, float] = {400: 46.0, 200: 24.0, 100: 12.0}
+BUSBW_FAIL_BELOW = 0.80  # fail below 80 % of the expectation (field practice; inventory-tunable)
+
+
+def nic_busbw_gbps(rate_gbit: int) -> float:
+    """Expected all-reduce busbw one NIC of ``rate_gbit`` carries (GB/s)."""
+    return NIC_BUSBW_GBPS.get(rate_gbit, rate_gbit * 0.115)
+
+
+def expected_global_busbw(nics: int, rate_gbit: int) -> float | None:
+    """Inter-node expectation from the NICs each node brings (None: no RDMA NIC known)."""
+    return nics * nic_busbw_gbps(rate_gbit) if nics > 0 and rate_gbit > 0 else None

@@ -335,6 +335,21 @@ class BenchSpec(Record):
     gsm8k_data_path: LocalPath | None = Field(default=None, description="Local GSM8K test file (JSON lines with `question` and `answer`) copied to node 0, for sites that cannot download it; `--data-path` overrides.")
 
 
+class PreflightSpec(Record):
+    """Thresholds and pins of `glm5cluster preflight` (and the checks `up` runs before a launch)."""
+
+    nics: Annotated[int, Strict(), Field(ge=0, le=64)] | None = Field(default=None, description="RDMA NICs per node that carry NCCL traffic (default: the active HCA ports at the node's highest rate, from ibstat). With nic_gbps it sets the expected inter-node all-reduce busbw (46 GB/s per 400G NIC, 24 per 200G, 12 per 100G).")
+    nic_gbps: Annotated[int, Strict(), Field(ge=1, le=3200)] | None = Field(default=None, description="Line rate of each of those NICs in Gb/s (default: from ibstat).")
+    min_busbw_gbps: Annotated[float, Field(gt=0)] | None = Field(default=None, description="Minimum inter-node all-reduce bus bandwidth (GB/s) of the NCCL gate; overrides the NIC-derived expectation.")
+    min_local_busbw_gbps: Annotated[float, Field(gt=0)] | None = Field(default=None, description="Minimum all-reduce busbw among one node's GPUs (GB/s); default from the catalog (8xH200 431, 8xH100 460), none for other kinds.")
+    fail_below_pct: Annotated[float, Field(gt=0, le=100)] = Field(default=80.0, description="The gate fails below this percentage of an expectation that comes from the catalog or the NICs (a min_* set here is used as is).")
+    nccl_port: Port | None = Field(default=None, description="Rendezvous port of the NCCL probe on node 0 (default: serving.dist_init_port + 1000).")
+    high_port: Port = Field(default=45000, description="Port in NCCL's ephemeral range tested with TCP both ways between every pair of nodes (NCCL and Gloo connect on random high ports).")
+    nccl_timeout: Annotated[float, Strict(), Field(gt=0, le=3600)] = Field(default=180.0, description="Seconds the NCCL probe may take; a node that never joins is named when it runs out.")
+    nccl_gate: Bool = Field(default=True, description="`up` runs the NCCL all-reduce gate before a replica's first launch (skip once with `up --skip-nccl`). False where the runtime has no working torch/NCCL, such as the rehearsal lab.")
+    nccl_sizes: Annotated[str, StringConstraints(pattern=r"^[0-9]+[KMG]?(,[0-9]+[KMG]?)*$")] = Field(default="1M,64M,256M,1G", description="All-reduce message sizes of the NCCL probe (the gate judges the largest).")
+
+
 class Inventory(Record):
     """A glm5cluster inventory: the GPU servers and the GLM-5 deployment to run on them."""
 
@@ -350,3 +365,4 @@ class Inventory(Record):
     replicas: ReplicasSpec = Field(default_factory=ReplicasSpec, description="Replica count and router.")
     stack: StackSpec = Field(default_factory=StackSpec, description="GPU software stack.")
     bench: BenchSpec = Field(default_factory=BenchSpec, description="Benchmark settings (`glm5cluster bench`).")
+    preflight: PreflightSpec = Field(default_factory=PreflightSpec, description="Preflight thresholds and pins (`glm5cluster preflight`).")

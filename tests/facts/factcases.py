@@ -54,6 +54,7 @@ PARSERS: dict[str, Parser] = {
     "disk_free": lambda r, a: parse_disk_free(a["path"], r),
     "ss": lambda r, a: network.parse_ss_listen(r.stdout),
     "ip_addr": lambda r, a: network.parse_ip_addr(r.stdout),
+    "route_get": lambda r, a: network.parse_route_get(a["destination"], r),
     "path_state": lambda r, a: parse_path_state(a["path"], r),
     "unit_state": lambda r, a: parse_unit_state(a["unit"], r),
 }

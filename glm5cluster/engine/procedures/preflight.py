@@ -12,6 +12,10 @@ and ``gpu``/``runtime``/``weights``/``limits`` right before the launch):
 - runtime: the pinned SGLang installed (venv) / the image present (docker), the same on every rank;
 - weights: a verified manifest stamp on every rank, no file missing, one revision per replica;
 - limits: /dev/shm and memlock (the unit or container raises memlock; docker brings its shm).
+- fabric (``engine/procedures/preflight_net.py``): the interface routing to the head, host names,
+  MTU, TCP both ways between every pair on the dist-init and a high port, argv parity, RDMA;
+- nccl (``engine/procedures/preflight_nccl.py``): the NCCL all-reduce gate, on a replica none of
+  whose ranks runs yet (a serving replica holds its GPUs: the gate is skipped there).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from pydantic import Field
 
 from glm5cluster.commands import Shell
 from glm5cluster.engine.procedure import ClusterContext, Params
+from glm5cluster.engine.procedures import preflight_nccl
 from glm5cluster.engine.procedures.launch import per_replica, selected_replicas
+from glm5cluster.engine.procedures.preflight_net import Fabric, fabric_facts
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
 from glm5cluster.facts.amd import AmdGpus
@@ -32,21 +38,30 @@ from glm5cluster.facts.base import Fact
 from glm5cluster.facts.batch import FactBatch
 from glm5cluster.facts.network import InterfacesFact
 from glm5cluster.facts.nvidia import NvidiaGpus
+from glm5cluster.facts.nvidia_health import NvidiaFabricManager
+from glm5cluster.facts.rdma import RdmaFact
+from glm5cluster.facts.runtime_env import ComputeAppsFact, RuntimeEnvFact
 from glm5cluster.facts.serving import PortHoldersFact, WeightsStampFact
 from glm5cluster.facts.system import ShmFact
 from glm5cluster.runtime import for_inventory
 from glm5cluster.runtime.facts import InstalledFact, SurveyFact
 from glm5cluster.tasks import agents
 from glm5cluster.tasks import preflight as P
+from glm5cluster.tasks import preflight_spec as S
+from glm5cluster.tasks.preflight_fabric import check_rdma
 from glm5cluster.topology import DP_ATTENTION_ZMQ_PORTS, Replica
 
-Check = Literal["network", "ports", "gpu", "runtime", "weights", "limits"]
+Check = Literal["network", "ports", "gpu", "runtime", "weights", "limits", "fabric", "spec", "nccl"]
 ALL_CHECKS: tuple[Check, ...] = ("network", "ports", "gpu", "runtime", "weights", "limits")
+EVERY_CHECK: tuple[Check, ...] = (*ALL_CHECKS, "fabric", "spec", "nccl")
 
 
 class PreflightParams(Params):
     checks: list[Check] = Field(default_factory=lambda: list(ALL_CHECKS))
     connect_timeout: float = 3.0
+    # the up playbook's gate step: honours preflight.nccl_gate and `up --skip-nccl`
+    optional_gate: bool = False
+    skip_nccl: bool = False
 
 
 class Preflight:
@@ -81,6 +96,8 @@ class _Replica:
         if "ports" in checks or "network" in checks:
             facts["ports"] = PortHoldersFact(tuple(self.ports(host)))
             facts["ours"] = SurveyFact(self.inv.cluster.name)  # whose ports are the cluster's own
+        if "nccl" in checks or "spec" in checks:  # a serving replica holds its GPUs
+            facts["ours"] = SurveyFact(self.inv.cluster.name)
         if "gpu" in checks:
             facts["gpu"] = AmdGpus() if self.rep.deployment.gpu.vendor == "amd" else NvidiaGpus()
         if "runtime" in checks:
@@ -89,6 +106,17 @@ class _Replica:
             facts["stamp"] = WeightsStampFact(self.inv.model.weights_dir, agents.source("weights_stamp"))
         if "limits" in checks:
             facts["shm"] = ShmFact()
+        if "fabric" in checks:
+            facts.update(fabric_facts(self.rep.head.node.cluster_address))
+        elif "nccl" in checks or "spec" in checks:  # GID index, NIC threshold, /dev/infiniband
+            facts["rdma"] = RdmaFact()
+        if "spec" in checks:
+            facts["renv"] = RuntimeEnvFact([*preflight_nccl.runtime_python(self.inv, self.rep), "-c",
+                                            agents.source("runtime_env")])
+            if self.rep.deployment.gpu.vendor == "nvidia":
+                facts["apps"] = ComputeAppsFact()
+            if self.rep.deployment.gpu.nvswitch_fabric_manager and self.rep.head.node.gpu_count == 8:
+                facts["fm"] = NvidiaFabricManager()
         return facts
 
     def ports(self, host: str) -> list[int]:
@@ -151,7 +179,59 @@ class _Replica:
                                              m.revision, m.pinned, m.weights_dir)
         if "network" in checks and self.rep.nnodes > 1 and not any(p.host == self.head for p in self.problems):
             self.tcp_test(facts)
+        nics: dict[str, tuple[int, int]] = {}
+        env: dict[str, dict[str, str]] = {}
+        if "fabric" in checks:
+            fab = Fabric(self.ctx, self.rep, self.p.connect_timeout)
+            fab.check(facts)
+            self.problems += fab.problems
+            for h in self.hosts:
+                self.notes[h] += fab.notes[h]
+            nics, env = fab.nics, fab.env
+        if "spec" in checks:
+            self.spec(facts)
+        if "nccl" in checks and self.p.optional_gate and (self.p.skip_nccl or not self.inv.preflight.nccl_gate):
+            why = "--skip-nccl" if self.p.skip_nccl else "preflight.nccl_gate is false"
+            self.notes[self.head].append(f"NCCL gate skipped ({why})")
+        elif "nccl" in checks:
+            self.nccl_gate(facts, nics, env)
         return self.results(checks)
+
+    def spec(self, facts: dict[str, dict[str, Any]]) -> None:
+        running = any(i.running for h in self.hosts for i in facts[h]["ours"].items)
+        for h in self.hosts:
+            f = facts[h]
+            probs, note = S.check_runtime_env(h, f["renv"], self.runtime.kind, self.inv.serving.memlock_unlimited,
+                                              f["rdma"].dev_infiniband)
+            self.problems += probs
+            self.notes[h].append(note)
+            if "fm" in f:
+                probs, note = S.check_fabric_manager(h, f["fm"])
+                self.problems += probs
+                self.notes[h].append(note)
+            if "apps" in f and not running:  # a serving replica's own processes hold the GPUs
+                probs, note = S.check_gpus_idle(h, f["apps"])
+                self.problems += probs
+                self.notes[h].append(note)
+        self.problems += S.check_version_parity(self.hosts, {h: facts[h]["renv"] for h in self.hosts})
+
+    def nccl_gate(self, facts: dict[str, dict[str, Any]], nics: dict[str, tuple[int, int]],
+                  env: dict[str, dict[str, str]]) -> None:
+        busy = [h for h in self.hosts if any(i.running for i in facts[h]["ours"].items)]
+        if busy:
+            self.notes[self.head].append(f"NCCL gate skipped: the replica runs on {', '.join(busy)} "
+                                         "(its GPUs are in use)")
+            return
+        if self.problems:
+            self.notes[self.head].append("NCCL gate not run: fix the problems above first")
+            return
+        if not nics:
+            for h in self.hosts:
+                rd = check_rdma(h, facts[h]["rdma"], self.inv.serving.env)
+                nics[h], env[h] = (rd.nics, rd.rate_gbit), rd.env
+        verdict = preflight_nccl.run_gate(self.ctx, self.rep, env, nics)
+        self.problems += verdict.problems
+        self.notes[self.head].append("NCCL " + verdict.summary)
 
     def tcp_test(self, facts: dict[str, dict[str, Any]]) -> None:
         """Every other rank connects to the head's cluster address : dist-init port."""
@@ -199,7 +279,7 @@ class _Replica:
 
     def results(self, checks: set[str]) -> dict[str, StepResult]:
         out = {}
-        done = ", ".join(c for c in ("network", "ports", "gpu", "runtime", "weights", "limits") if c in checks)
+        done = ", ".join(c for c in EVERY_CHECK if c in checks)
         for h in self.hosts:
             mine = [p for p in self.problems if p.host == h]
             if mine:

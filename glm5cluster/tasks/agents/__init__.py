@@ -7,7 +7,9 @@ name with ``command(name, *args)`` (``python3 -c <source> args``; secrets only o
 - ``health_probe``: node 0's ``/health`` code and ``/v1/models`` ids (readiness);
 - ``smoke_test``: three chat completions (thinking, instruct, tool call);
 - ``tcp_listen`` / ``tcp_connect``: the dist-init TCP test of preflight;
-- ``weights_stamp``: the weights manifest stamp and which listed files are gone.
+- ``weights_stamp``: the weights manifest stamp and which listed files are gone;
+- ``nccl_probe``: the NCCL all-reduce gate (uploaded, run with the runtime's own python);
+- ``runtime_env``: limits and versions inside the runtime that will run SGLang (preflight spec).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from functools import cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROGRAMS = ("health_probe", "smoke_test", "tcp_listen", "tcp_connect", "weights_stamp", "weights_agent")
+PROGRAMS = ("health_probe", "smoke_test", "tcp_listen", "tcp_connect", "weights_stamp", "weights_agent",
+            "nccl_probe", "runtime_env")
 
 
 @cache

@@ -1,0 +1,79 @@
+"""The real NCCL probe (tasks/agents/nccl_probe.py), unchanged, run as two "nodes" of two "GPUs"
+each on this machine with the lab's torch stand-in (real processes, real TCP rendezvous, timed
+collectives), judged by the preflight gate: bandwidth, a slow link, a node that never joins."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from glm5cluster.facts.nccl_probe import ProbeRun, parse_probe
+from glm5cluster.tasks import preflight_fabric as F
+
+ROOT = Path(__file__).resolve().parents[3]
+PROBE = ROOT / "glm5cluster" / "tasks" / "agents" / "nccl_probe.py"
+STANDIN = ROOT / "glm5cluster" / "lab" / "sim" / "gpu" / "torch_standin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_nodes(knobs: list[dict[str, object]], timeout: float = 20, blocked: int | None = None) -> dict[str, ProbeRun]:
+    """``blocked``: that node's packets to the rendezvous go nowhere (it dials a port nobody serves,
+    as through a firewall that drops them)."""
+    port = free_port()
+    dead = free_port()
+    while dead == port:
+        dead = free_port()
+    procs = []
+    for rank, k in enumerate(knobs):
+        master = f"127.0.0.1:{dead if rank == blocked else port}"
+        env = {**os.environ, "PYTHONPATH": str(STANDIN), "GLM5LAB_NCCL": json.dumps(k)}
+        procs.append(subprocess.Popen(
+            [sys.executable, str(PROBE), "--master", master, "--nnodes", str(len(knobs)),
+             "--node-rank", str(rank), "--gpus", "2", "--sizes", "1M,64M", "--iters", "4", "--warmup", "1",
+             "--timeout", str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env))
+    return {f"n{i}": parse_probe(p.communicate(timeout=timeout + 30)[0]) for i, p in enumerate(procs)}
+
+
+def test_healthy_pair_reports_busbw_near_the_link() -> None:
+    runs = run_nodes([{"busbw_gbps": 20, "local_busbw_gbps": 40}] * 2)
+    assert all(r.done and r.ok for r in runs.values()), runs
+    v = F.judge_probe(runs, ["n0", "n1"], 5.0, 10.0, 20)
+    assert v.problems == [], v.problems
+    assert v.global_busbw is not None and 8 < v.global_busbw <= 21, v.summary
+    assert v.slowest is not None and 16 < v.slowest[1] <= 42
+    best = runs["n0"].best("global")
+    assert best is not None and best.ranks == 4 and best.size == 64 << 20
+
+
+def test_slow_node_named_by_its_local_phase_and_link_below_threshold() -> None:
+    runs = run_nodes([{"busbw_gbps": 4, "local_busbw_gbps": 40}, {"busbw_gbps": 4, "local_busbw_gbps": 6}])
+    v = F.judge_probe(runs, ["n0", "n1"], 10.0, 20.0, 20)
+    hosts = {(p.host, "across the replica" in p.message) for p in v.problems}
+    assert ("n0", True) in hosts and ("n1", False) in hosts, v.problems
+    assert v.slowest is not None and v.slowest[0] == "n1"
+
+
+def test_node_that_cannot_reach_the_rendezvous_is_named() -> None:
+    runs = run_nodes([{}, {}], timeout=6, blocked=1)
+    assert runs["n0"].timed_out and runs["n1"].timed_out
+    assert runs["n0"].reached and not runs["n1"].reached
+    v = F.judge_probe(runs, ["n0", "n1"], None, None, 6)
+    assert [p.host for p in v.problems] == ["n1"], v.problems
+    assert "n1 never joined the NCCL group within 6 s (reached node 0's rendezvous: n0)" in v.problems[0].message
+
+
+def test_node_that_hangs_in_init_bounded_by_the_timeout() -> None:
+    runs = run_nodes([{}, {"never_join": True}], timeout=5)
+    assert all(r.timed_out and r.done and not r.ok for r in runs.values())
+    assert all(r.wall_s is not None and r.wall_s < 8 for r in runs.values())
+    v = F.judge_probe(runs, ["n0", "n1"], None, None, 5)
+    assert {p.host for p in v.problems} == {"n0", "n1"}  # both reached, neither knows who hangs
