@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 
 import click
@@ -65,12 +67,18 @@ def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node:
 
 @command.command(name="status")
 @click.option("--name", default=None, help="Lab name (default: every lab).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object on stdout for scripts.")
 @click.pass_context
-def status_cmd(ctx: click.Context, name: str | None) -> None:
+def status_cmd(ctx: click.Context, name: str | None, fmt: str) -> None:
     """Show the lab's hosts and their state."""
     console = make_console(highlight=False)
     client = ensure_engine(make_console(stderr=True, markup=False))
     names = [name] if name else known_labs(client)
+    if fmt == "json":
+        labs = [dataclasses.asdict(status(client, n)) for n in names]
+        click.echo(json.dumps({"labs": labs}, indent=2))
+        ctx.exit(0)
     if not names:
         console.print("no lab")
     for n in names:

@@ -99,4 +99,25 @@ def test_validate_format_json(tmp_path, example_home) -> None:  # type: ignore[n
 def test_state_commands_offer_json() -> None:
     have = {name for name, cmd in _commands()
             if any(isinstance(p, click.Option) and "--format" in p.opts for p in cmd.params)}
-    assert {"validate", "plan", "status", "bench"} <= have
+    assert {"validate", "plan", "status", "bench", "lab status"} <= have
+
+
+def test_lab_status_format_json(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from glm5cluster.cli import lab_cmd
+    from glm5cluster.lab.manager import LabHost, LabInfo
+
+    info = LabInfo("g1", "glm5lab-g1", "172.28.145.0/24",
+                   [LabHost("node-1", "172.28.145.11", "glm5lab-g1-node-1", "running", "running")],
+                   "/l", "/l/inventory.yaml", "/l/id", "/l/known_hosts")
+    monkeypatch.setattr(lab_cmd, "ensure_engine", lambda console: object())  # the edge: docker
+    monkeypatch.setattr(lab_cmd, "known_labs", lambda client: ["g1"])
+    monkeypatch.setattr(lab_cmd, "status", lambda client, name: info)
+    res = CliRunner().invoke(lab_cmd.command, ["status", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["labs"][0]["hosts"][0] == {"name": "node-1", "address": "172.28.145.11",
+                                          "container": "glm5lab-g1-node-1", "state": "running",
+                                          "system": "running"}
+    assert data["labs"][0]["inventory"] == "/l/inventory.yaml"
