@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -83,6 +84,9 @@ def render(t: Target, line: LogLine, width: int) -> str:
     return f"{t.prefix:<{width}} | {format_time(line.at)} {mask(line.text)}"
 
 
+FOLLOW_STOP_GRACE = 5.0  # seconds all follow streams get, together, to end after Ctrl-C
+
+
 def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float | None,
             emit: Callable[[str], None]) -> int:
     stop = threading.Event()
@@ -116,8 +120,11 @@ def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float |
     except KeyboardInterrupt:  # Ctrl-C ends --follow: exit 130 (as every command), errors aside
         interrupted = True
         stop.set()
+        # one shared grace period for every stream (not 5 s per host in turn: 64 hosts would
+        # hold the terminal for minutes); the threads are daemons and end with the process
+        deadline = time.monotonic() + FOLLOW_STOP_GRACE
         for th in threads:
-            th.join(5)
+            th.join(max(0.0, deadline - time.monotonic()))
     for e in errors:
         click.echo(f"error: {e}", err=True)
     return 130 if interrupted else (1 if errors else 0)

@@ -285,3 +285,29 @@ def test_weights_interrupt_cleanup_stops_the_agent_and_its_children(tmp_path: Pa
     assert other.poll() is None
     other.kill()
     assert os.path.exists(tmp_path)
+
+
+def test_logs_follow_ctrl_c_grace_is_shared_not_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    # streams that do not end when asked (a silent host) must not hold the terminal for the
+    # grace period once per host: 64 hosts x 5 s was minutes after Ctrl-C
+    from glm5cluster.cli import logs_cmd
+    from glm5cluster.runtime import UnitRuntime
+
+    monkeypatch.setattr(logs_cmd, "FOLLOW_STOP_GRACE", 0.5, raising=False)
+    started = threading.Semaphore(0)
+
+    class Stuck(FakeConnection):
+        def stream(self, cmd: Shell, on_line: Any, stop: threading.Event) -> int | None:
+            started.release()
+            time.sleep(30)  # ignores stop, as a host that stopped answering would
+            return None
+
+    hosts = [f"n{i}" for i in range(8)]
+    pool = ConnectionPool([node(h) for h in hosts], factory=lambda n: Stuck(n.name))
+    ctrl_c_when(started, len(hosts))
+    rt = UnitRuntime("/opt/venv")
+    t0 = time.monotonic()
+    code = logs_cmd._follow(pool, [logs_cmd.Target(h, 0, i, "u", rt) for i, h in enumerate(hosts)],
+                            10, None, lambda _line: None)
+    assert code == 130
+    assert time.monotonic() - t0 < 3  # one shared 0.5 s grace, not 8 x 0.5 s
