@@ -82,3 +82,29 @@ def test_probe_ignores_noise_and_reports_garbled_lines() -> None:
     p = parse_probe("NCCL INFO Bootstrap : Using eth0\nGLM5PROBE {not json\nGLM5PROBE {\"event\":\"done\","
                     "\"node_rank\":0,\"ok\":true,\"wall_s\":1.0}\n")
     assert p.done and p.ok and len(p.garbled) == 1
+
+
+def test_probe_real_h200x2_two_nodes_judged() -> None:
+    # two "nodes" of one H200 each, joined over TCP on 127.0.0.1 (one NVLink pair, NV18)
+    from glm5cluster.tasks.preflight_fabric import judge_probe
+
+    for run in (1, 2, 3):
+        n0 = parse_probe(text("nccl_probe", f"h200x2-two-nodes-run{run}-node0.log"))
+        n1 = parse_probe(text("nccl_probe", f"h200x2-two-nodes-run{run}-node1.log"))
+        assert n0.done and n0.ok and n1.done and n1.ok and n0.reached and n1.reached
+        best = n0.best("global")
+        assert best is not None and best.ranks == 2 and best.size == 1 << 30
+        assert 320 < best.busbw_gbps < 330  # busbw = algbw for n = 2
+        assert n1.best("global") is None  # only node 0 reports the global phase
+        ok = judge_probe({"n0": n0, "n1": n1}, ["n0", "n1"], 0.8 * 300, None, 120)
+        assert ok.problems == [] and ok.global_busbw == best.busbw_gbps
+        low = judge_probe({"n0": n0, "n1": n1}, ["n0", "n1"], 400.0, None, 120)
+        assert [p.host for p in low.problems] == ["n0"] and "below 400.0 GB/s" in low.problems[0].message
+
+
+def test_probe_real_h200x2_one_node_local_phase() -> None:
+    for run in (1, 2):
+        p = parse_probe(text("nccl_probe", f"h200x2-one-node-run{run}.log"))
+        assert p.done and p.ok and len(p.init_s) == 2
+        local = p.best("local")
+        assert local is not None and local.ranks == 2 and 320 < local.busbw_gbps < 330
