@@ -29,8 +29,8 @@ import fabric
 import paramiko
 
 from glm5cluster.commands import CommandResult
-from glm5cluster.connect.pool import ConnectOptions
-from glm5cluster.connect.ssh import SshConnection, SshOptions
+from glm5cluster.connect.pool import ConnectOptions, ssh_connection
+from glm5cluster.connect.ssh import SshConnection
 from glm5cluster.connect.sshconfig import resolve
 from glm5cluster.errors import TransportError
 from glm5cluster.model.nodes import Node
@@ -112,14 +112,5 @@ def fabric_connection(node: Node, options: ConnectOptions,
         raise TransportError(f"{node.name}: python steps need SSH (a fabric Connection)",
                              hint="run without --transport local")
     endpoint = resolve(node.ssh, options.ssh_config)
-    engine = SshConnection(
-        node.name, endpoint, node.ssh.known_hosts,
-        SshOptions(accept_new_host_keys=options.accept_new_host_keys,
-                   user_known_hosts=options.user_known_hosts,
-                   connect_timeout=node.ssh.connect_timeout,
-                   command_timeout=node.ssh.command_timeout,
-                   connect_attempts=options.connect_attempts,
-                   retry_delay=options.retry_delay),
-        needs_sudo=node.ssh.needs_sudo,
-    )
+    engine: SshConnection = ssh_connection(node, endpoint, options)
     return EngineConnection(engine, node.ssh.command_timeout, on_command)

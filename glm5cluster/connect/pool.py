@@ -59,20 +59,27 @@ def default_factory(options: ConnectOptions) -> Factory:
             from glm5cluster.connect.openssh import OpenSshConnection
 
             return OpenSshConnection(node.name, endpoint, node.ssh, options)
-        from glm5cluster.connect.ssh import SshConnection, SshOptions
-
-        return SshConnection(
-            node.name, endpoint, node.ssh.known_hosts,
-            SshOptions(accept_new_host_keys=options.accept_new_host_keys,
-                       user_known_hosts=options.user_known_hosts,
-                       connect_timeout=node.ssh.connect_timeout,
-                       command_timeout=node.ssh.command_timeout,
-                       connect_attempts=options.connect_attempts,
-                       retry_delay=options.retry_delay),
-            needs_sudo=node.ssh.needs_sudo,
-        )
+        return ssh_connection(node, endpoint, options)
 
     return make
+
+
+def ssh_connection(node: Node, endpoint: Any, options: ConnectOptions) -> Any:
+    """The engine's paramiko connection to ``node`` at its resolved ``endpoint`` (not yet
+    connected): strict host keys, the node's timeouts and sudo. One place builds it, for the pool
+    and for site steps' fabric connections. paramiko is imported here, on first use."""
+    from glm5cluster.connect.ssh import SshConnection, SshOptions
+
+    return SshConnection(
+        node.name, endpoint, node.ssh.known_hosts,
+        SshOptions(accept_new_host_keys=options.accept_new_host_keys,
+                   user_known_hosts=options.user_known_hosts,
+                   connect_timeout=node.ssh.connect_timeout,
+                   command_timeout=node.ssh.command_timeout,
+                   connect_attempts=options.connect_attempts,
+                   retry_delay=options.retry_delay),
+        needs_sudo=node.ssh.needs_sudo,
+    )
 
 
 class ConnectionPool:
