@@ -63,6 +63,24 @@ class ContainerRuntime:
         """argv prefix running the image's python once, without network (stdin passed through)."""
         return ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", self.python, image or ""]
 
+    def exec_argv(self, target: str, *, env: Sequence[str] = (), workdir: str | None = None) -> list[str]:
+        """``docker exec`` into the running container (host networking: 127.0.0.1 is the server);
+        ``-e NAME`` passes a variable by name, so its value never reaches argv."""
+        argv = ["docker", "exec"]
+        if workdir:
+            argv += ["-w", workdir]
+        for name in env:
+            argv += ["-e", name]
+        return [*argv, target, self.python]
+
+    def share_dir_script(self, target: str, path: str) -> str:
+        """The host directory's files copied into the container at the same path (mode 0700)."""
+        t, p = shlex.quote(target), shlex.quote(path)
+        return f"docker exec {t} mkdir -p -m 0700 {p} && docker cp {shlex.quote(path + '/.')} {t}:{p}"
+
+    def unshare_dir_script(self, target: str, path: str) -> str:
+        return f"docker exec {shlex.quote(target)} rm -rf {shlex.quote(path)} || true"
+
     def run_argv(self, svc: Service, digest: str = "") -> list[str]:
         """``docker run`` for the service, as argv (display with ``shlex.join``)."""
         for m in svc.ro_mounts:

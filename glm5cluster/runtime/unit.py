@@ -65,6 +65,16 @@ class UnitRuntime:
         """argv prefix running this runtime's python once (stdin passed through)."""
         return [self.python]
 
+    def exec_argv(self, target: str, *, env: Sequence[str] = (), workdir: str | None = None) -> list[str]:
+        """The venv's python on the host: the caller's environment and directory are its own."""
+        return [self.python]
+
+    def share_dir_script(self, target: str, path: str) -> str:
+        return ""  # the unit runs on the host: the directory is already there
+
+    def unshare_dir_script(self, target: str, path: str) -> str:
+        return ""
+
     def command_argv(self, svc: Service) -> list[str]:
         """The command the service runs, as argv (what ``plan`` shows)."""
         return list(svc.argv)
