@@ -180,6 +180,8 @@ class UnitVars:
     timeout_stop_sec: int
     unit_stem: str  # SyslogIdentifier
     memlock_unlimited: bool = True  # LimitMEMLOCK=infinity (serving.memlock_unlimited)
+    environment: tuple[str, ...] = ()  # ``Environment=`` values, already quoted (systemd_quote)
+    restart_on_failure: bool = False  # Restart=on-failure (the router) instead of Restart=no (ranks)
 
 
 def rank_description(cluster: str, replica: Replica, rank: RankAssignment) -> str:

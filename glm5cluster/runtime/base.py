@@ -68,6 +68,8 @@ class Service:
     image: str = ""  # container image (``Runtime.image``)
     user: str = "root"
     stamp_path: str = ""  # unit: ``<digest> <InvocationID>`` of the run the launch started
+    environment: tuple[tuple[str, str], ...] = ()  # plain (non-secret) variables set inline
+    restart_on_failure: bool = False  # ranks: never (a TP group restarts as one); the router: yes
 
 
 @dataclass(frozen=True)

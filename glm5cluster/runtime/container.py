@@ -102,11 +102,14 @@ class ContainerRuntime:
             argv += ["--shm-size", svc.shm_size]
         if svc.memlock_unlimited:  # RDMA needs it; nested-container sites cannot raise it
             argv += ["--ulimit", "memlock=-1"]
-        argv += ["--ulimit", "stack=67108864", "--restart", "no", "--stop-timeout", str(svc.stop_timeout)]
+        restart = "on-failure" if svc.restart_on_failure else "no"
+        argv += ["--ulimit", "stack=67108864", "--restart", restart, "--stop-timeout", str(svc.stop_timeout)]
         for m in svc.ro_mounts:
             argv += ["-v", f"{m}:{m}:ro"]
         for f in svc.env_files:
             argv += ["--env-file", f]
+        for k, v in svc.environment:
+            argv += ["--env", f"{k}={v}"]
         if svc.secrets_file:
             argv += ["-v", f"{svc.secrets_file}:{CONTAINER_SECRETS}:ro"]
         argv.append(svc.image)

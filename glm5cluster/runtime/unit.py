@@ -17,7 +17,13 @@ from glm5cluster.facts import units
 from glm5cluster.facts.log_lines import LogLine, parse_lines
 from glm5cluster.facts.rank_state import RankState, parse_clock, parse_props, unit_state
 from glm5cluster.model.catalog import GpuProfile
-from glm5cluster.render import EnvDialect, UnitVars, render_unit, systemd_command_line
+from glm5cluster.render import (
+    EnvDialect,
+    UnitVars,
+    render_unit,
+    systemd_command_line,
+    systemd_quote,
+)
 from glm5cluster.runtime.base import Installed, Kind, Service, stop_loop
 
 UNIT_DIR = units.UNIT_DIR
@@ -78,7 +84,9 @@ class UnitRuntime:
                                     env_files=svc.env_files + ((svc.secrets_file,) if svc.secrets_file else ()),
                                     exec_start=systemd_command_line(list(svc.argv)),
                                     timeout_stop_sec=svc.stop_timeout, unit_stem=svc.stem,
-                                    memlock_unlimited=svc.memlock_unlimited))
+                                    memlock_unlimited=svc.memlock_unlimited,
+                                    environment=tuple(systemd_quote(f"{k}={v}") for k, v in svc.environment),
+                                    restart_on_failure=svc.restart_on_failure))
 
     def install(self, svc: Service, extra_digest: bytes = b"") -> Installed:
         text = self.unit_text(svc)
@@ -91,7 +99,8 @@ class UnitRuntime:
         q = shlex.quote(self.target(svc.stem))
         body = f"systemctl daemon-reload && systemctl reset-failed -- {q} 2>/dev/null; systemctl start -- {q}"
         if svc.stamp_path:
-            body += (f" && echo \"{installed.digest} $(systemctl show -p InvocationID --value -- {q})\" "
+            d = shlex.quote(svc.stamp_path.rsplit("/", 1)[0] or "/")
+            body += (f" && mkdir -p -- {d} && echo \"{installed.digest} $(systemctl show -p InvocationID --value -- {q})\" "
                      f"> {shlex.quote(svc.stamp_path)}")
         return Shell.sh(body, sudo=True, timeout=120, description=f"systemctl start {self.target(svc.stem)}")
 
