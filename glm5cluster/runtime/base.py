@@ -61,6 +61,7 @@ class Service:
     secrets_file: str | None = None  # host path of a 0600 ``NAME=value`` file (the API key)
     labels: tuple[tuple[str, str], ...] = ()
     gpus: Literal["nvidia", "amd"] | None = None  # device access (container)
+    devices: tuple[str, ...] = ()  # further host devices (container): /dev/infiniband on RDMA nodes
     ro_mounts: tuple[str, ...] = ()  # host paths visible read-only at the same path (container)
     shm_size: str | None = None
     memlock_unlimited: bool = True

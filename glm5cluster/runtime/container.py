@@ -97,6 +97,8 @@ class ContainerRuntime:
         elif svc.gpus == "amd":
             argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video",
                      "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"]
+        for d in svc.devices:
+            argv += ["--device", d]
         argv += ["--network", "host", "--ipc", "host"]
         if svc.shm_size:
             argv += ["--shm-size", svc.shm_size]
