@@ -22,6 +22,7 @@ from glm5cluster.render import node_env
 from glm5cluster.runtime import for_inventory
 from glm5cluster.tasks import agents
 from glm5cluster.tasks import preflight_fabric as F
+from glm5cluster.tasks.node_fabric import RDMA_DEVICE
 from glm5cluster.topology import RankAssignment, Replica
 
 PROBE_PATH = "/var/lib/glm5cluster/nccl_probe.py"
@@ -35,7 +36,8 @@ def master(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def probe_argv(inv: Inventory, rep: Replica, rank: RankAssignment, env: Mapping[str, str]) -> list[str]:
+def probe_argv(inv: Inventory, rep: Replica, rank: RankAssignment, env: Mapping[str, str],
+               devices: tuple[str, ...] = ()) -> list[str]:
     """The probe's command on one node, inside the runtime the server will use."""
     p = inv.preflight
     args = ["--master", master(rep.head.node.cluster_address, probe_port(inv)), "--nnodes", str(rep.nnodes),
@@ -44,13 +46,14 @@ def probe_argv(inv: Inventory, rep: Replica, rank: RankAssignment, env: Mapping[
     rt = for_inventory(inv)
     if rt.kind == "unit":
         return ["env", *(f"{k}={v}" for k, v in env.items()), rt.python, PROBE_PATH, *args]
-    return [*runtime_python(inv, rep, env, (f"{PROBE_PATH}:{PROBE_PATH}:ro",)), PROBE_PATH, *args]
+    return [*runtime_python(inv, rep, env, (f"{PROBE_PATH}:{PROBE_PATH}:ro",), devices), PROBE_PATH, *args]
 
 
 def runtime_python(inv: Inventory, rep: Replica, env: Mapping[str, str] | None = None,
-                   mounts: tuple[str, ...] = ()) -> list[str]:
+                   mounts: tuple[str, ...] = (), devices: tuple[str, ...] = ()) -> list[str]:
     """argv of the python that will run SGLang: the venv's, or the server's image run once with
-    the server's device, network, IPC, shm and ulimit flags (``runtime/container.py`` run_argv)."""
+    the server's device, network, IPC, shm and ulimit flags (``runtime/container.py`` run_argv;
+    ``devices``: /dev/infiniband on an RDMA node, as the launch passes it)."""
     rt = for_inventory(inv)
     if rt.kind == "unit":
         return [rt.python]
@@ -60,6 +63,8 @@ def runtime_python(inv: Inventory, rep: Replica, env: Mapping[str, str] | None =
         argv += ["--gpus", "all"]
     else:
         argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
+    for d in devices:
+        argv += ["--device", d]
     if s.memlock_unlimited:
         argv += ["--ulimit", "memlock=-1"]
     argv += ["--ulimit", "stack=67108864"]
@@ -104,7 +109,8 @@ def run_gate(ctx: ClusterContext, rep: Replica, extra_env: Mapping[str, Mapping[
         if not put.ok:
             raise RuntimeError(f"could not upload the NCCL probe: {put.tail(2)}")
         env = {**node_env(inv, rank), **extra_env.get(host, {})}
-        argv = probe_argv(inv, rep, rank, env)
+        rdma = nics.get(host, (0, 0))[0] > 0  # active HCAs: the container gets them, as at launch
+        argv = probe_argv(inv, rep, rank, env, (RDMA_DEVICE,) if rdma else ())
         res = ctx.run(host, Shell.sh(shlex.join(argv) + " 2>&1", sudo=True, timeout=margin,
                                      description=f"NCCL probe, node {rank.node_rank}"))
         return parse_probe(res.stdout)
