@@ -46,7 +46,8 @@ class RuntimeEnvFact(Fact[RuntimeEnv]):
         self.argv = tuple(argv)
 
     def command(self) -> Shell:
-        return Shell.cmd(*self.argv, timeout=120, sudo=self.argv[0] == "docker",
+        # as root, as the server runs (unit User=root, or the docker engine's client)
+        return Shell.cmd(*self.argv, timeout=120, sudo=True,
                          description="the runtime's limits and versions")
 
     def parse(self, result: CommandResult) -> RuntimeEnv:
