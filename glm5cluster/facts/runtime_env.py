@@ -49,12 +49,12 @@ class RuntimeEnvFact(Fact[RuntimeEnv]):
         self.rdma_argv = tuple(rdma_argv)
 
     def command(self) -> Shell:
-        sudo = self.argv[0] == "docker"
+        # as root, as the server runs (unit User=root, or the docker engine's client)
         if self.rdma_argv and self.rdma_argv != self.argv:
             script = (f"if [ -d /dev/infiniband ]; then {shlex.join(self.rdma_argv)}; "
                       f"else {shlex.join(self.argv)}; fi")
-            return Shell.sh(script, timeout=120, sudo=sudo, description="the runtime's limits and versions")
-        return Shell.cmd(*self.argv, timeout=120, sudo=sudo, description="the runtime's limits and versions")
+            return Shell.sh(script, timeout=120, sudo=True, description="the runtime's limits and versions")
+        return Shell.cmd(*self.argv, timeout=120, sudo=True, description="the runtime's limits and versions")
 
     def parse(self, result: CommandResult) -> RuntimeEnv:
         return parse_runtime_env(result)

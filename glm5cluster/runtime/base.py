@@ -16,7 +16,7 @@ is ``<stem>``. ``survey`` finds all of them on a host, whichever runtime started
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -104,6 +104,13 @@ class Runtime(Protocol):
     def image(self, gpu: GpuProfile) -> str | None: ...  # None: runs no image
     def venv(self) -> str | None: ...  # None: runs no venv
     def python_once(self, image: str | None) -> list[str]: ...
+    # the runtime's python run once the way the service would run (the server's devices, shm,
+    # ulimits and ``env``; ``mounts`` are ``host:inside:ro`` specs a container needs)
+    def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]: ...
+    @property
+    def limits_in_spec(self) -> bool: ...  # python_as_service carries the service's memlock/nofile/devices
     # beside a running service: argv prefix running this runtime's python where the service runs
     # (``env``: host variables passed by name; ``workdir``: its working directory), and the shell
     # fragments that make a host directory visible there at the same path, and remove it again

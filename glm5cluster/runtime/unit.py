@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from glm5cluster.commands import Shell, Upload
@@ -42,6 +42,7 @@ class UnitRuntime:
     needs_container_engine: bool = False
     host_gpu_userspace: bool = True  # CUDA/ROCm user space from the host (a container brings its own)
     kind: Kind = "unit"
+    limits_in_spec: bool = False  # the unit sets LimitMEMLOCK/NOFILE; a python run once has the caller's
     mode: str = "venv"
 
     @property
@@ -64,6 +65,12 @@ class UnitRuntime:
     def python_once(self, image: str | None) -> list[str]:
         """argv prefix running this runtime's python once (stdin passed through)."""
         return [self.python]
+
+    def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]:
+        """The venv's python on the host (its limits are the caller's, not the unit's)."""
+        return [self.python] if env is None else ["env", *(f"{k}={v}" for k, v in env.items()), self.python]
 
     def exec_argv(self, target: str, *, env: Sequence[str] = (), workdir: str | None = None) -> list[str]:
         """The venv's python on the host: the caller's environment and directory are its own."""

@@ -204,7 +204,7 @@ class _Replica:
         running = any(i.running for h in self.hosts for i in facts[h]["ours"].items)
         for h in self.hosts:
             f = facts[h]
-            probs, note = S.check_runtime_env(h, f["renv"], self.runtime.kind, self.inv.serving.memlock_unlimited,
+            probs, note = S.check_runtime_env(h, f["renv"], self.runtime.limits_in_spec, self.inv.serving.memlock_unlimited,
                                               f["rdma"].dev_infiniband)
             self.problems += probs
             self.notes[h].append(note)

@@ -43,9 +43,6 @@ def probe_argv(inv: Inventory, rep: Replica, rank: RankAssignment, env: Mapping[
     args = ["--master", master(rep.head.node.cluster_address, probe_port(inv)), "--nnodes", str(rep.nnodes),
             "--node-rank", str(rank.node_rank), "--gpus", str(rank.node.gpu_count), "--sizes", p.nccl_sizes,
             "--timeout", f"{p.nccl_timeout:g}"]
-    rt = for_inventory(inv)
-    if rt.kind == "unit":
-        return ["env", *(f"{k}={v}" for k, v in env.items()), rt.python, PROBE_PATH, *args]
     return [*runtime_python(inv, rep, env, (f"{PROBE_PATH}:{PROBE_PATH}:ro",), devices), PROBE_PATH, *args]
 
 
@@ -54,25 +51,10 @@ def runtime_python(inv: Inventory, rep: Replica, env: Mapping[str, str] | None =
     """argv of the python that will run SGLang: the venv's, or the server's image run once with
     the server's device, network, IPC, shm and ulimit flags (``runtime/container.py`` run_argv;
     ``devices``: /dev/infiniband on an RDMA node, as the launch passes it)."""
-    rt = for_inventory(inv)
-    if rt.kind == "unit":
-        return [rt.python]
-    s = inv.serving
-    argv = ["docker", "run", "--rm", "--network", "host", "--ipc", "host", "--shm-size", s.shm_size]
-    if rep.deployment.gpu.vendor == "nvidia":
-        argv += ["--gpus", "all"]
-    else:
-        argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
-    for d in devices:
-        argv += ["--device", d]
-    if s.memlock_unlimited:
-        argv += ["--ulimit", "memlock=-1"]
-    argv += ["--ulimit", "stack=67108864"]
-    for m in mounts:
-        argv += ["-v", m]
-    for k, v in (env or {}).items():
-        argv += ["-e", f"{k}={v}"]
-    return [*argv, "--entrypoint", rt.python, rt.image(rep.deployment.gpu) or ""]
+    rt, s = for_inventory(inv), inv.serving
+    gpu = rep.deployment.gpu
+    return rt.python_as_service(rt.image(gpu), gpus=gpu.vendor, shm_size=s.shm_size,
+                                memlock_unlimited=s.memlock_unlimited, env=env, mounts=mounts, devices=devices)
 
 
 def thresholds(inv: Inventory, rep: Replica, nics: Mapping[str, tuple[int, int]]) -> tuple[float | None, float | None]:
