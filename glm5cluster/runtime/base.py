@@ -61,6 +61,7 @@ class Service:
     secrets_file: str | None = None  # host path of a 0600 ``NAME=value`` file (the API key)
     labels: tuple[tuple[str, str], ...] = ()
     gpus: Literal["nvidia", "amd"] | None = None  # device access (container)
+    devices: tuple[str, ...] = ()  # further host devices (container): /dev/infiniband on RDMA nodes
     ro_mounts: tuple[str, ...] = ()  # host paths visible read-only at the same path (container)
     shm_size: str | None = None
     memlock_unlimited: bool = True
@@ -106,7 +107,8 @@ class Runtime(Protocol):
     # the runtime's python run once the way the service would run (the server's devices, shm,
     # ulimits and ``env``; ``mounts`` are ``host:inside:ro`` specs a container needs)
     def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
-                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = ()) -> list[str]: ...
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]: ...
     @property
     def limits_in_spec(self) -> bool: ...  # python_as_service carries the service's memlock/nofile/devices
     # beside a running service: argv prefix running this runtime's python where the service runs

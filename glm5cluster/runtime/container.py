@@ -65,13 +65,16 @@ class ContainerRuntime:
         return ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", self.python, image or ""]
 
     def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
-                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = ()) -> list[str]:
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]:
         """The image's python run once with the server's device, network, IPC, shm and ulimit flags."""
         argv = ["docker", "run", "--rm", "--network", "host", "--ipc", "host", "--shm-size", shm_size]
         if gpus == "nvidia":
             argv += ["--gpus", "all"]
         else:
             argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
+        for d in devices:  # /dev/infiniband on an RDMA node, as the launch passes it
+            argv += ["--device", d]
         if memlock_unlimited:
             argv += ["--ulimit", "memlock=-1"]
         argv += ["--ulimit", "stack=67108864"]
@@ -115,6 +118,8 @@ class ContainerRuntime:
         elif svc.gpus == "amd":
             argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video",
                      "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"]
+        for d in svc.devices:
+            argv += ["--device", d]
         argv += ["--network", "host", "--ipc", "host"]
         if svc.shm_size:
             argv += ["--shm-size", svc.shm_size]

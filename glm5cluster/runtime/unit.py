@@ -67,7 +67,8 @@ class UnitRuntime:
         return [self.python]
 
     def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
-                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = ()) -> list[str]:
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]:
         """The venv's python on the host (its limits are the caller's, not the unit's)."""
         return [self.python] if env is None else ["env", *(f"{k}={v}" for k, v in env.items()), self.python]
 

@@ -34,7 +34,8 @@ def check_runtime_env(host: str, env: RuntimeEnv, limits_in_spec: bool, memlock_
                                "raise docker's default-ulimits nofile (daemon.json) or the host's limit"))
         if host_infiniband and not env.dev_infiniband:
             out.append(Problem(host, f"/dev/infiniband is not visible {where}: NCCL falls back to TCP sockets",
-                               "the docker runtime passes no RDMA devices: use the venv runtime on RDMA hosts"))
+                               "the container gets --device /dev/infiniband where the host has it: check the "
+                               "image's runtime (docker run --device) and the RDMA modules (ib_uverbs)"))
     if 0 <= env.shm_bytes < MIN_SHM:
         out.append(Problem(host, f"/dev/shm is {env.shm_bytes >> 20} MiB {where} (NCCL needs >= 1 GiB)",
                            "raise serving.shm_size (docker) or the host's /dev/shm tmpfs (venv)"))
