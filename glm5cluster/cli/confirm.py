@@ -36,6 +36,7 @@ class TerminalConfirm:
             return False
         self.display.close()  # the live display would draw over the prompt and its [y/N]
         try:
-            return click.confirm(self.question, default=False)
+            # the prompt goes where the progress goes (stderr under --format json: stdout is the object)
+            return click.confirm(self.question, default=False, err=self.display.out is sys.stderr)
         except click.Abort:  # Ctrl-C (or EOF) at the prompt: nothing was changed
             raise KeyboardInterrupt from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from glm5cluster.commands import Shell
@@ -37,6 +37,7 @@ class ContainerRuntime:
     needs_container_engine: bool = True
     host_gpu_userspace: bool = False  # CUDA/ROCm user space from the host (a container brings its own)
     kind: Kind = "container"
+    limits_in_spec: bool = True  # python_as_service runs with the server's --ulimit/--device flags
     mode: str = "docker"
     python: str = "python3"
 
@@ -62,6 +63,26 @@ class ContainerRuntime:
     def python_once(self, image: str | None) -> list[str]:
         """argv prefix running the image's python once, without network (stdin passed through)."""
         return ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", self.python, image or ""]
+
+    def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]:
+        """The image's python run once with the server's device, network, IPC, shm and ulimit flags."""
+        argv = ["docker", "run", "--rm", "--network", "host", "--ipc", "host", "--shm-size", shm_size]
+        if gpus == "nvidia":
+            argv += ["--gpus", "all"]
+        else:
+            argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
+        for d in devices:  # /dev/infiniband on an RDMA node, as the launch passes it
+            argv += ["--device", d]
+        if memlock_unlimited:
+            argv += ["--ulimit", "memlock=-1"]
+        argv += ["--ulimit", "stack=67108864"]
+        for m in mounts:
+            argv += ["-v", m]
+        for k, v in (env or {}).items():
+            argv += ["-e", f"{k}={v}"]
+        return [*argv, "--entrypoint", self.python, image or ""]
 
     def exec_argv(self, target: str, *, env: Sequence[str] = (), workdir: str | None = None) -> list[str]:
         """``docker exec`` into the running container (host networking: 127.0.0.1 is the server);
@@ -97,16 +118,21 @@ class ContainerRuntime:
         elif svc.gpus == "amd":
             argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video",
                      "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"]
+        for d in svc.devices:
+            argv += ["--device", d]
         argv += ["--network", "host", "--ipc", "host"]
         if svc.shm_size:
             argv += ["--shm-size", svc.shm_size]
         if svc.memlock_unlimited:  # RDMA needs it; nested-container sites cannot raise it
             argv += ["--ulimit", "memlock=-1"]
-        argv += ["--ulimit", "stack=67108864", "--restart", "no", "--stop-timeout", str(svc.stop_timeout)]
+        restart = "on-failure" if svc.restart_on_failure else "no"
+        argv += ["--ulimit", "stack=67108864", "--restart", restart, "--stop-timeout", str(svc.stop_timeout)]
         for m in svc.ro_mounts:
             argv += ["-v", f"{m}:{m}:ro"]
         for f in svc.env_files:
             argv += ["--env-file", f]
+        for k, v in svc.environment:
+            argv += ["--env", f"{k}={v}"]
         if svc.secrets_file:
             argv += ["-v", f"{svc.secrets_file}:{CONTAINER_SECRETS}:ro"]
         argv.append(svc.image)
