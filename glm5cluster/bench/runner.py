@@ -41,7 +41,7 @@ class BenchRequest:
     params: SuiteParams = field(default_factory=SuiteParams)
     replicas: tuple[int, ...] | None = None  # None: every replica
     via_router: bool = False
-    data_files: Mapping[str, bytes] = field(default_factory=dict)  # "gsm8k" / "sharegpt" -> content
+    data_files: Mapping[str, bytes] = field(default_factory=dict)  # "gsm8k" / "sharegpt" / "mmlu" -> content
     timeout: float = 6 * 3600.0  # per suite
 
 
@@ -78,8 +78,8 @@ def target_for(inv: Inventory, topo: Topology, rep: Replica, via_router: bool, a
     else:
         host, port = "127.0.0.1", inv.serving.http_port
     rt = for_inventory(inv)
-    prefix = rt.exec_argv(rt.target(rank_stem(inv.cluster.name, rep.index)),
-                          env=("OPENAI_API_KEY",) if api_key else (), workdir=workdir)
+    env = (("OPENAI_API_KEY",) if api_key else ()) + (("HF_HUB_OFFLINE",) if "sharegpt" in data_files else ())
+    prefix = rt.exec_argv(rt.target(rank_stem(inv.cluster.name, rep.index)), env=env, workdir=workdir)
     return Target(prefix=tuple(prefix), host=host, port=port, model=served_model(inv),
                   tokenizer=inv.model.weights_dir, workdir=workdir, api_key=api_key, data_files=data_files)
 
@@ -129,7 +129,7 @@ def stage_data(conn: Connection, runtime: Runtime, target: str, workdir: str,
     visible inside the runtime): name -> path the client reads."""
     out: dict[str, str] = {}
     for name, content in files.items():
-        path = f"{workdir}/{name}.json{'l' if name == 'gsm8k' else ''}"
+        path = f"{workdir}/{name}.json{'' if name == 'sharegpt' else 'l'}"
         res = conn.put(Upload(path, content, mode=0o600, sudo=True, description=f"bench data {name}"))
         if not res.ok:
             raise GlmError(f"{conn.host}: could not copy the {name} data file: {_tail(res.stdout + res.stderr, 3)}")

@@ -16,7 +16,16 @@ Clients (SGLang 0.5.23):
   It sends no API key (``few_shot_gsm8k.py:64``: ``RuntimeEndpoint`` without ``api_key``), so
   with a key ``python -m sglang.test.run_eval --eval-name gsm8k`` (OpenAI client) is used.
 - mmlu: ``sglang.test.sgl_eval_utils.run_sgl_eval`` (``run_eval`` refuses mmlu in 0.5.23,
-  ``run_eval.py:125-134``); it needs the separate ``sgl_eval`` package in the runtime.
+  ``run_eval.py:125-134``); it needs the separate ``sgl-eval`` package in the runtime (the
+  wheel's ``test`` extra pins ``sgl-eval==0.1.3``). Its results go into the run's directory
+  (``sgl_eval_out_dir``, ``sgl_eval_utils.py:176``). Offline, the staged MMLU file (sgl-eval's
+  own prepared ``test.jsonl``) is put where sgl-eval caches it, ``$HOME/.cache/sgl_eval/mmlu/
+  test.jsonl`` with its ``.sha256`` marker (sgl_eval ``evals/_loader.py`` ``_cache_is_valid``),
+  with ``HOME`` the run's directory, so nothing is downloaded and nothing outlives the run.
+
+With a staged ShareGPT file (an air-gapped site) the serving clients run with
+``HF_HUB_OFFLINE=1``: the tokenizer is node 0's weights directory, and transformers' hub look-ups
+would otherwise wait for network time-outs (about 50 s per client start, measured).
 """
 
 from __future__ import annotations
@@ -70,11 +79,17 @@ class Target:
     tokenizer: str  # node 0's weights directory (holds the tokenizer: no hub download)
     workdir: str  # this run's private directory on node 0 (and in the container): data, client files
     api_key: bool = False  # a key is fed on stdin
-    data_files: Mapping[str, str] = field(default_factory=dict)  # "gsm8k"/"sharegpt" -> path on node 0
+    data_files: Mapping[str, str] = field(default_factory=dict)  # "gsm8k"/"sharegpt"/"mmlu" -> path on node 0
+
+
+def offline(t: Target) -> bool:
+    """Everything the clients read is on node 0 (a ShareGPT file was staged)."""
+    return "sharegpt" in t.data_files
 
 
 def _key_prelude(t: Target) -> str:
-    return ("IFS= read -r OPENAI_API_KEY || true\nexport OPENAI_API_KEY\n" if t.api_key else "")
+    key = "IFS= read -r OPENAI_API_KEY || true\nexport OPENAI_API_KEY\n" if t.api_key else ""
+    return key + ("HF_HUB_OFFLINE=1\nexport HF_HUB_OFFLINE\n" if offline(t) else "")
 
 
 def client_argv(suite: Suite, params: Mapping[str, str], t: Target) -> list[str]:
@@ -101,9 +116,16 @@ def client_argv(suite: Suite, params: Mapping[str, str], t: Target) -> list[str]
                 "--num-questions", n, *data]
     n = params["num_questions"]
     num = "None" if n == "all" else str(int(n))
-    code = ("import types; from sglang.test.sgl_eval_utils import run_sgl_eval; "
+    seed = ""
+    if "mmlu" in t.data_files:
+        seed = (f"import hashlib, os, shutil; os.environ['HOME'] = {t.workdir!r}; "
+                f"c = os.path.join({t.workdir!r}, '.cache', 'sgl_eval', 'mmlu'); os.makedirs(c, exist_ok=True); "
+                f"shutil.copyfile({t.data_files['mmlu']!r}, os.path.join(c, 'test.jsonl')); "
+                "open(os.path.join(c, 'test.jsonl.sha256'), 'w').write(hashlib.sha256(open(os.path.join("
+                "c, 'test.jsonl'), 'rb').read()).hexdigest()); ")
+    code = (f"{seed}import types; from sglang.test.sgl_eval_utils import run_sgl_eval; "
             f"run_sgl_eval(types.SimpleNamespace(eval_name='mmlu', host={t.host!r}, port={t.port}, "
-            f"model={t.model!r}, num_examples={num}))")
+            f"model={t.model!r}, num_examples={num}, sgl_eval_out_dir={t.workdir!r}))")
     return [*pre, "-c", code]
 
 

@@ -3,6 +3,7 @@ clients named with the version, data files staged, results parsed and compared."
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,30 @@ def test_gate_hook_keeps_the_run_and_gates_on_history(tmp_path: Path) -> None:
     second = bench_and_gate(i, plan(i), lambda _h: slow, None, QUICK.request, store)
     assert not second.passed
     assert len(store.load()) == 2 and store.load()[1].gate_passed is False
+
+
+def test_offline_site_serving_clients_skip_the_hub() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.LATENCY,), data_files={"sharegpt": b"[]"}), serving={"runtime": "docker"})
+    script = next(c.command_line() for c in node.ran if "bench_serving --backend" in c.command_line())
+    assert script.startswith("HF_HUB_OFFLINE=1\nexport HF_HUB_OFFLINE\n")
+    assert r.results[0].command.startswith(f"docker exec -w {WORKDIR} -e HF_HUB_OFFLINE glm5-t-r0 python3 -m")
+    assert f"--dataset-path {WORKDIR}/sharegpt.json" in r.results[0].command
+    online = FakeNode(outputs=all_outputs())
+    run(online, BenchRequest((Suite.LATENCY,)))
+    assert not any("HF_HUB_OFFLINE" in c.command_line() for c in online.ran)
+
+
+def test_mmlu_file_is_put_where_sgl_eval_caches_it_and_results_stay_in_the_run_directory() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.MMLU,), data_files={"mmlu": b'{"problem": "p", "expected_answer": "A"}\n'}))
+    assert [u.dest for u in node.uploads] == [f"{WORKDIR}/mmlu.jsonl"]
+    cmd = shlex.split(r.results[0].command)[-1]  # the python -c code
+    assert f"os.environ['HOME'] = '{WORKDIR}'" in cmd
+    assert f"shutil.copyfile('{WORKDIR}/mmlu.jsonl', os.path.join(c, 'test.jsonl'))" in cmd
+    assert "'test.jsonl.sha256'" in cmd and f"sgl_eval_out_dir='{WORKDIR}'" in cmd
+    assert r.results[0].metrics["accuracy"] == 0.877
+    plain = FakeNode(outputs=all_outputs())
+    r = run(plain, BenchRequest((Suite.MMLU,)))
+    code = shlex.split(r.results[0].command)[-1]
+    assert "HOME" not in code and f"sgl_eval_out_dir='{WORKDIR}'" in code
