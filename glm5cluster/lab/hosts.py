@@ -26,6 +26,7 @@ NVIDIA_DRIVER = "580.159.04"  # the captured 2x H200 machine (fixtures/nvidia-sm
 NVIDIA_CUDA = "13.0"
 AMD_DRIVER = "6.10.5"
 AMD_ROCM = "6.4.1"
+SHM_SIZE = "8g"  # /dev/shm of every lab host (see create)
 GLM5_UID = 1000
 
 
@@ -126,6 +127,9 @@ def create(
             plan.volume_name: {"bind": "/var/lib/docker", "mode": "rw"},
         },
         tmpfs={"/run": "rw,nosuid,nodev,mode=755", "/run/lock": "rw,nosuid,nodev,noexec"},
+        # a server's /dev/shm is half its RAM, not docker's 64 MiB default (preflight's spec
+        # check wants >= 1 GiB for NCCL); a tmpfs limit, memory only when written
+        shm_size=SHM_SIZE,
         restart_policy={"Name": "unless-stopped"},
         extra_hosts=etc_hosts,
     )

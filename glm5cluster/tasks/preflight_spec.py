@@ -38,7 +38,8 @@ def check_runtime_env(host: str, env: RuntimeEnv, limits_in_spec: bool, memlock_
                                "image's runtime (docker run --device) and the RDMA modules (ib_uverbs)"))
     if 0 <= env.shm_bytes < MIN_SHM:
         out.append(Problem(host, f"/dev/shm is {env.shm_bytes >> 20} MiB {where} (NCCL needs >= 1 GiB)",
-                           "raise serving.shm_size (docker) or the host's /dev/shm tmpfs (venv)"))
+                           f"raise the /dev/shm tmpfs on {host} (mount -o remount,size=<half the RAM> /dev/shm, "
+                           "and in /etc/fstab); the server's container runs with --ipc host and shares it"))
     lim = "unlimited" if env.memlock == -1 else f"{env.memlock >> 10} KiB"
     note = (f"memlock {lim}, nofile {env.nofile}, " if limits_in_spec else "") + \
         f"/dev/shm {env.shm_bytes >> 20} MiB; " + \

@@ -30,8 +30,13 @@ def setup(respond, path: Path = ROOT / "inventory" / "h200-bf16.yaml"):  # type:
     topo = plan_topology(inv, nodes)
     conns: dict[str, FakeConnection] = {}
 
+    def answer(h: str, c: Shell) -> CommandResult | None:
+        if c.command_line().startswith("mkdir -p -m 0755 /var/lib/glm5cluster"):  # the gate's, before its upload
+            return CommandResult("", 0, "")
+        return respond(h, c)
+
     def factory(n):  # type: ignore[no-untyped-def]
-        conns[n.name] = FakeConnection(n.name, responder=lambda c, h=n.name: respond(h, c))
+        conns[n.name] = FakeConnection(n.name, responder=lambda c, h=n.name: answer(h, c))
         return conns[n.name]
 
     pool = ConnectionPool(nodes, factory=factory)
@@ -64,6 +69,7 @@ def test_gate_passes_with_the_real_probe_uploaded_and_the_venv_python() -> None:
     assert v.problems == [] and v.global_busbw == 355.0 and "busbw 355.0 GB/s across 2 nodes (min 294.4)" in v.summary
     for c in conns.values():
         assert c.uploads[0].dest == PROBE_PATH and c.uploads[0].content == agents.source("nccl_probe").encode()
+        assert c.ran[0].command_line().startswith("mkdir -p -m 0755 /var/lib/glm5cluster")
 
 
 def test_gate_names_the_node_that_never_joined_and_a_slow_link() -> None:
@@ -163,3 +169,18 @@ def test_acs_on_a_switch_port_stops_before_tcp() -> None:
     assert [p.host for p in fab.problems] == ["h200-1"] and "PCIe ACS is enabled" in fab.problems[0].message
     assert "no PCIe switch ports" in fab.notes["h200-0"]
     assert not any("listen on" in c.description for conn in conns.values() for c in conn.ran)
+
+
+def test_gate_says_why_a_node_gave_no_answer() -> None:
+    """A failure before the probe answers (here the node's connection drops) is named, not lost."""
+    from glm5cluster.errors import TransportError
+
+    def respond(host: str, cmd: Shell) -> CommandResult | None:
+        return CommandResult("", 0, ev(event="done", node_rank=0, ok=True, wall_s=1.0))
+
+    ctx, rep, conns = setup(respond)
+    ctx.run("h200-1", Shell.cmd("true"))  # the pool opens the connection
+    conns["h200-1"].fail_with(TransportError("h200-1: connection reset"))
+    v = run_gate(ctx, rep, {}, {})
+    msgs = [p.message for p in v.problems if p.host == "h200-1"]
+    assert any("gave no answer on h200-1: " in m and "connection reset" in m for m in msgs), v.problems

@@ -10,6 +10,7 @@ inventory's minimums).
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 
@@ -86,6 +87,11 @@ def run_gate(ctx: ClusterContext, rep: Replica, extra_env: Mapping[str, Mapping[
 
     def one(host: str) -> ProbeRun:
         rank = next(r for r in rep.ranks if r.node.name == host)
+        # the directory exists only where something else made it (the run lock, node 0)
+        made = ctx.run(host, Shell.cmd("mkdir", "-p", "-m", "0755", os.path.dirname(PROBE_PATH), sudo=True,
+                                       description="the NCCL probe's directory"))
+        if not made.ok:
+            raise RuntimeError(f"could not create {os.path.dirname(PROBE_PATH)}: {made.tail(2)}")
         put = ctx.put(host, Upload(PROBE_PATH, source, 0o644, "root", "root", sudo=True,
                                    description="NCCL probe"))
         if not put.ok:
@@ -99,6 +105,7 @@ def run_gate(ctx: ClusterContext, rep: Replica, extra_env: Mapping[str, Mapping[
 
     runs: dict[str, ProbeRun | None] = {}
     for h, hr in ctx.fan_out(one, hosts).items():
-        runs[h] = hr.value if hr.ok else None
+        # a failure before any output (upload, transport) is said, not lost
+        runs[h] = hr.value if hr.ok else ProbeRun(last_other=str(hr.error or "")[:300] or "no answer")
     glob, local = thresholds(inv, rep, nics)
     return F.judge_probe(runs, hosts, glob, local, inv.preflight.nccl_timeout)
