@@ -148,3 +148,18 @@ def test_unpinned_interface_is_taken_from_the_route_not_refused(tmp_path: Path) 
     fab.check(f)
     assert fab.problems == []
     assert fab.notes["h200-1"][0] == "NCCL/Gloo interface ens2f0 (from the route; set by the launch, not NCCL default eno1)"
+
+
+def test_acs_on_a_switch_port_stops_before_tcp() -> None:
+    from glm5cluster.facts.pcie import Pcie, parse_lspci
+
+    ctx, rep, conns = setup(lambda h, c: CommandResult("", 0, "ok\n"))
+    f = facts({"h200-0": "a", "h200-1": "b"})
+    capture = (ROOT / "tests" / "facts" / "pcie" / "lspci-vvv_amd-matisse-switch-downstream-port_acs-on.txt")
+    f["h200-0"]["pcie"] = Pcie(True, ())
+    f["h200-1"]["pcie"] = Pcie(True, parse_lspci(capture.read_text()))
+    fab = Fabric(ctx, rep, 1.0)
+    fab.check(f)
+    assert [p.host for p in fab.problems] == ["h200-1"] and "PCIe ACS is enabled" in fab.problems[0].message
+    assert "no PCIe switch ports" in fab.notes["h200-0"]
+    assert not any("listen on" in c.description for conn in conns.values() for c in conn.ran)

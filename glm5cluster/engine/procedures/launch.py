@@ -170,6 +170,8 @@ class Launch:
         summary = plan.summary if plan.action != "noop" else "restart the whole group (asked)"
         if ctx.check:
             return {w.host: StepResult(Status.CHANGED, f"replica {rep.index}: would {summary}") for w in wanted}
+        out_note = self._out_of_router(ctx, rep, [observed[w.host] for w in wanted])
+        summary += out_note
         try:
             self._apply(ctx, wanted, plan.stale)
         except LaunchFailed as e:
@@ -183,6 +185,25 @@ class Launch:
                     tail=r.tail() if r is not None and w.host == e.host else "")
             return out
         return {w.host: StepResult(Status.CHANGED, f"replica {rep.index} rank {w.node_rank}: {summary}") for w in wanted}
+
+    def _out_of_router(self, ctx: ClusterContext, rep: Replica, states: list[RankState]) -> str:
+        """A running group behind the router leaves it before it stops (its circuit breakers
+        would open while it restarts); ``router.register`` adds it back after readiness and the
+        smoke test. A router that is not there (yet) or does not answer changes nothing here."""
+        topo = ctx.topology
+        if topo is None or topo.router is None or not any(st.running for st in states):
+            return ""
+        from glm5cluster.engine.procedures.router import take_out  # router imports this module
+
+        rh = topo.router.node.name
+        ctx.progress(rep.head.node.name, "taking the replica out of the router")
+        try:
+            reply = take_out(ctx.run, ctx.inventory, topo, [rep])
+        except TransportError as e:
+            return f"; the router on {rh} did not answer ({e.message}): not taken out of it"
+        if not reply.ok:
+            return f"; not taken out of the router: {reply.error}"
+        return "; taken out of the router first" if reply.done else ""
 
     # ---- apply ----------------------------------------------------------------------------
     def _apply(self, ctx: ClusterContext, wanted: list[RankLaunch], stale: Mapping[str, tuple[Item, ...]]) -> None:

@@ -7,7 +7,8 @@
 - TCP both ways between every pair of nodes on the dist-init port and on a high port in NCCL's
   range (a short-lived listener on each node in turn, a connect with a timeout from the others);
 - every rank's rendered server argv identical except --node-rank;
-- RDMA: ports ACTIVE, link layer, RoCE v2 GID index, NCCL_IB_HCA naming real devices.
+- RDMA: ports ACTIVE, link layer, RoCE v2 GID index, NCCL_IB_HCA naming real devices;
+- PCIe ACS off on the PCIe switch ports (``lspci -vvv``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from glm5cluster.commands import Shell
 from glm5cluster.engine.procedure import ClusterContext
 from glm5cluster.facts.base import Fact
 from glm5cluster.facts.network import HostnameFact, Interfaces, InterfacesFact, RouteFact
+from glm5cluster.facts.pcie import PcieFact
 from glm5cluster.facts.rdma import RdmaFact
 from glm5cluster.sglang.args import build_args
 from glm5cluster.tasks import agents
@@ -31,7 +33,7 @@ from glm5cluster.topology import Replica
 
 def fabric_facts(head_address: str) -> dict[str, Fact[Any]]:
     return {"ifaces": InterfacesFact(), "route": RouteFact(head_address), "hostname": HostnameFact(),
-            "rdma": RdmaFact()}
+            "rdma": RdmaFact(), "pcie": PcieFact()}
 
 
 def nccl_default_interface(ifaces: Interfaces) -> str | None:
@@ -91,6 +93,10 @@ class Fabric:
             self.nics[h] = (rd.nics, rd.rate_gbit)
             self.env[h].update(rd.env)
             self.notes[h].append(rd.summary)
+            if "pcie" in f:
+                acs, note = F.check_acs(h, f["pcie"])
+                self.problems += acs
+                self.notes[h].append(note)
         self.problems += F.check_hostnames({h: facts[h]["hostname"] for h in self.hosts})
         mtus: dict[str, int | None] = {}
         for h, dev in chosen.items():

@@ -32,7 +32,7 @@ from glm5cluster.runtime.router import STOP_GRACE_S, router_runtime, router_serv
 from glm5cluster.sglang.args import served_model_name
 from glm5cluster.tasks import agents
 from glm5cluster.tasks.router import api_command
-from glm5cluster.topology import Topology
+from glm5cluster.topology import Replica, Topology
 
 Runner = Callable[[str, Shell], CommandResult]
 
@@ -74,6 +74,31 @@ def router_api(run: Runner, inventory: Inventory, topology: Topology, ops: list[
     key, _ = api_key_of(inventory, os.environ)
     cmd = api_command(topology.router.port, ops, key, what, timeout + 60)
     return parse_reply(run(topology.router.node.name, cmd))
+
+
+IN_FLIGHT_S = 1.0  # requests the router dispatched just before a DELETE reach node 0 within this
+
+
+def take_out(run: Runner, inventory: Inventory, topology: Topology, replicas: list[Replica]) -> RouterReply:
+    """Replicas out of the router (``DELETE /workers/{id}``) before their group stops: the router
+    never sends them requests while they restart, so its circuit breakers stay closed (rollout,
+    and ``launch`` when ``up`` restarts a group). ``router.register`` (or rollout) adds them back
+    once they passed readiness and the smoke test."""
+    urls = [rep.endpoint for rep in replicas]
+    reply = router_api(run, inventory, topology, [["remove", urls, 30]],
+                       "take " + ", ".join(f"replica {rep.index}" for rep in replicas) + " out of the router", 60)
+    if reply.ok and reply.done:
+        time.sleep(IN_FLIGHT_S)
+    return reply
+
+
+def put_in(run: Runner, inventory: Inventory, topology: Topology, replicas: list[Replica],
+           timeout: float) -> RouterReply:
+    """Replicas (back) into the router, and healthy there within ``timeout`` seconds."""
+    urls = [rep.endpoint for rep in replicas]
+    return router_api(run, inventory, topology, [["live", 30], ["add", urls], ["healthy", urls, timeout]],
+                      "register " + ", ".join(f"replica {rep.index}" for rep in replicas) + " with the router",
+                      timeout + 60)
 
 
 def router_state(run: Runner, inventory: Inventory, topology: Topology) -> RouterState:
