@@ -11,6 +11,7 @@ quoting for ``EnvironmentFile=`` (also valid POSIX sh), docker's raw ``--env-fil
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -72,13 +73,17 @@ def secrets_file_path(cluster: str) -> str:
 
 
 # ---- environment -----------------------------------------------------------------------------
-def node_env(inventory: Inventory, rank: RankAssignment) -> dict[str, str]:
-    """Plain (non-secret) environment of one rank: NCCL/Gloo interface, then serving.env."""
+def node_env(inventory: Inventory, rank: RankAssignment,
+             discovered: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Plain (non-secret) environment of one rank: NCCL/Gloo interface, then serving.env, then
+    what the launch discovered on the node for what neither pins (``tasks/node_fabric.py``)."""
     env: dict[str, str] = {}
     if rank.node.interface:
         env["NCCL_SOCKET_IFNAME"] = rank.node.interface
         env["GLOO_SOCKET_IFNAME"] = rank.node.interface
     env.update(inventory.serving.env)
+    for k, v in (discovered or {}).items():
+        env.setdefault(k, v)
     return env
 
 
@@ -115,8 +120,8 @@ class EnvFileVars:
 
 
 def env_file_vars(inventory: Inventory, replica: Replica, rank: RankAssignment,
-                  dialect: EnvDialect) -> EnvFileVars:
-    env = node_env(inventory, rank)
+                  dialect: EnvDialect, discovered: Mapping[str, str] | None = None) -> EnvFileVars:
+    env = node_env(inventory, rank, discovered)
     return EnvFileVars(
         cluster=inventory.cluster.name,
         purpose=f"SGLang environment ({dialect})",
@@ -180,6 +185,8 @@ class UnitVars:
     timeout_stop_sec: int
     unit_stem: str  # SyslogIdentifier
     memlock_unlimited: bool = True  # LimitMEMLOCK=infinity (serving.memlock_unlimited)
+    environment: tuple[str, ...] = ()  # ``Environment=`` values, already quoted (systemd_quote)
+    restart_on_failure: bool = False  # Restart=on-failure (the router) instead of Restart=no (ranks)
 
 
 def rank_description(cluster: str, replica: Replica, rank: RankAssignment) -> str:

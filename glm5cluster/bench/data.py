@@ -1,7 +1,8 @@
 """Local data files for air-gapped sites, checked before anything runs: the GSM8K test file
 (JSON lines with ``question`` and ``answer``, the format ``few_shot_gsm8k`` reads,
-``few_shot_gsm8k.py:73-86``) and a ShareGPT JSON file for ``bench_serving --dataset-name random``
-(which otherwise downloads ShareGPT, ``benchmark/datasets/random.py:86-92``)."""
+``few_shot_gsm8k.py:73-86``), a ShareGPT JSON file for ``bench_serving --dataset-name random``
+(which otherwise downloads ShareGPT, ``benchmark/datasets/random.py:86-92``) and sgl-eval's
+prepared MMLU file (which it otherwise downloads from the hub and prepares)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,33 @@ def gsm8k_file(path: Path, need: int | None = None) -> bytes:
         rows += 1
     if rows == 0:
         raise InputError(f"{path}: GSM8K data file has no questions")
+    if need is not None and rows < need:
+        raise InputError(f"{path}: has {rows} questions, --num-questions asks for {need}",
+                         hint=f"pass --num-questions {rows} or a larger file")
+    return data
+
+
+def mmlu_file(path: Path, need: int | None = None) -> bytes:
+    """sgl-eval's prepared MMLU ``test.jsonl`` (what its ``prepare`` writes from the Hendrycks
+    archive: JSON lines with a string ``problem``, the question and its lettered options, and
+    ``expected_answer`` A-D); else ``InputError`` at file:line."""
+    data = _read(path, "MMLU data")
+    rows = 0
+    for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{n}: not a JSON object ({e.msg})",
+                             hint="sgl-eval's prepared MMLU test.jsonl: one JSON object per line") from None
+        if not isinstance(row, dict) or not isinstance(row.get("problem"), str) \
+                or row.get("expected_answer") not in ("A", "B", "C", "D"):
+            raise InputError(f"{path}:{n}: needs a string problem and an expected_answer A-D",
+                             hint="sgl-eval's prepared MMLU test.jsonl (fields problem, expected_answer)")
+        rows += 1
+    if rows == 0:
+        raise InputError(f"{path}: MMLU data file has no questions")
     if need is not None and rows < need:
         raise InputError(f"{path}: has {rows} questions, --num-questions asks for {need}",
                          hint=f"pass --num-questions {rows} or a larger file")

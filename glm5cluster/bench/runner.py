@@ -4,8 +4,10 @@ gather one ``BenchRun``. Executes commands but decides nothing remote-specific b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 from glm5cluster.bench.parse import ParseError, parse_gsm8k, parse_serving, parse_sgl_eval
 from glm5cluster.bench.records import BenchRun, HardwareRow, Suite, SuiteRun
 from glm5cluster.bench.suites import (
-    DATA_DIR,
+    WORKDIR_TEMPLATE,
     Installed,
     SuiteParams,
     Target,
@@ -26,8 +28,8 @@ from glm5cluster.bench.suites import (
 from glm5cluster.commands import CommandResult, Secret, Shell, Upload
 from glm5cluster.connect.base import Connection
 from glm5cluster.errors import GlmError, InputError
-from glm5cluster.model.inventory import Inventory, Runtime
-from glm5cluster.runtime import for_inventory, rank_stem
+from glm5cluster.model.inventory import Inventory
+from glm5cluster.runtime import Runtime, for_inventory, rank_stem
 from glm5cluster.topology import Replica, Topology
 
 Progress = Callable[[str], None]
@@ -39,7 +41,7 @@ class BenchRequest:
     params: SuiteParams = field(default_factory=SuiteParams)
     replicas: tuple[int, ...] | None = None  # None: every replica
     via_router: bool = False
-    data_files: Mapping[str, bytes] = field(default_factory=dict)  # "gsm8k" / "sharegpt" -> content
+    data_files: Mapping[str, bytes] = field(default_factory=dict)  # "gsm8k" / "sharegpt" / "mmlu" -> content
     timeout: float = 6 * 3600.0  # per suite
 
 
@@ -67,8 +69,7 @@ def config_digest(inv: Inventory, topo: Topology) -> str:
 
 
 def target_for(inv: Inventory, topo: Topology, rep: Replica, via_router: bool, api_key: bool,
-               data_files: Mapping[str, str]) -> Target:
-    docker = inv.serving.runtime is Runtime.DOCKER
+               workdir: str, data_files: Mapping[str, str]) -> Target:
     if via_router:
         if topo.router is None:
             raise InputError("--via-router: this inventory has no router (replicas.router)",
@@ -76,11 +77,11 @@ def target_for(inv: Inventory, topo: Topology, rep: Replica, via_router: bool, a
         host, port = topo.router.node.ssh.address, topo.router.port
     else:
         host, port = "127.0.0.1", inv.serving.http_port
-    return Target(runtime=inv.serving.runtime.value,
-                  python=for_inventory(inv).python,
-                  container=for_inventory(inv).target(rank_stem(inv.cluster.name, rep.index)) if docker else None,
-                  host=host, port=port, model=served_model(inv), tokenizer=inv.model.weights_dir,
-                  api_key=api_key, data_files=data_files)
+    rt = for_inventory(inv)
+    env = (("OPENAI_API_KEY",) if api_key else ()) + (("HF_HUB_OFFLINE",) if "sharegpt" in data_files else ())
+    prefix = rt.exec_argv(rt.target(rank_stem(inv.cluster.name, rep.index)), env=env, workdir=workdir)
+    return Target(prefix=tuple(prefix), host=host, port=port, model=served_model(inv),
+                  tokenizer=inv.model.weights_dir, workdir=workdir, api_key=api_key, data_files=data_files)
 
 
 def parse_result(suite: Suite, text: str) -> dict[str, float]:
@@ -95,29 +96,50 @@ def _tail(text: str, n: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
-def probe(conn: Connection, t: Target) -> Installed:
-    res = conn.run(Shell.cmd(*probe_argv(t), sudo=True, timeout=120, description="which SGLang clients are installed"))
+def probe(conn: Connection, runtime: Runtime, target: str) -> Installed:
+    res = conn.run(Shell.cmd(*probe_argv(runtime.exec_argv(target)), sudo=True, timeout=120,
+                             description="which SGLang clients are installed"))
     if not res.ok:
-        where = f"container {t.container}" if t.container else t.python
-        raise GlmError(f"{conn.host}: cannot run the SGLang runtime ({where}): {_tail(res.stdout + res.stderr, 3)}",
+        raise GlmError(f"{conn.host}: cannot run the SGLang runtime ({target}): {_tail(res.stdout + res.stderr, 3)}",
                        hint="is the replica deployed? `glm5cluster status INVENTORY`")
     return parse_probe(res.stdout)
 
 
-def stage_data(conn: Connection, t: Target, files: Mapping[str, bytes]) -> dict[str, str]:
-    """Copy local data files to node 0 (and into the container): name -> path the client reads."""
+def make_workdir(conn: Connection) -> str:
+    """A private directory for this run on node 0 (``mktemp -d``: mode 0700, a fresh name)."""
+    res = conn.run(Shell.cmd("mktemp", "-d", WORKDIR_TEMPLATE, sudo=True, timeout=30,
+                             description="private directory for the benchmark run"))
+    path = res.stdout.strip()
+    if not res.ok or not re.fullmatch(r"/tmp/glm5cluster-bench\.[A-Za-z0-9]+", path):
+        raise GlmError(f"{conn.host}: cannot make a private directory under /tmp: {_tail(res.stdout + res.stderr, 3)}")
+    return path
+
+
+def remove_workdir(conn: Connection, runtime: Runtime, target: str, workdir: str) -> None:
+    """Best effort: the run's directory on node 0 and in the runtime."""
+    script = "; ".join(s for s in (runtime.unshare_dir_script(target, workdir),
+                                    f"rm -rf {shlex.quote(workdir)}") if s)
+    with contextlib.suppress(Exception):
+        conn.run(Shell.sh(script, sudo=True, timeout=60, description="remove the benchmark run's directory"))
+
+
+def stage_data(conn: Connection, runtime: Runtime, target: str, workdir: str,
+               files: Mapping[str, bytes]) -> dict[str, str]:
+    """Copy local data files into the run's directory on node 0 (and make the directory
+    visible inside the runtime): name -> path the client reads."""
     out: dict[str, str] = {}
     for name, content in files.items():
-        path = f"{DATA_DIR}/{name}.json{'l' if name == 'gsm8k' else ''}"
-        conn.run(Shell.cmd("mkdir", "-p", DATA_DIR, sudo=True, timeout=30))
-        res = conn.put(Upload(path, content, mode=0o644, sudo=True, description=f"bench data {name}"))
-        if res.ok and t.container:
-            res = conn.run(Shell.sh(f"docker exec {shlex.quote(t.container)} mkdir -p {DATA_DIR} && "
-                                    f"docker cp {shlex.quote(path)} {shlex.quote(t.container)}:{shlex.quote(path)}",
-                                    sudo=True, timeout=120))
+        path = f"{workdir}/{name}.json{'' if name == 'sharegpt' else 'l'}"
+        res = conn.put(Upload(path, content, mode=0o600, sudo=True, description=f"bench data {name}"))
         if not res.ok:
             raise GlmError(f"{conn.host}: could not copy the {name} data file: {_tail(res.stdout + res.stderr, 3)}")
         out[name] = path
+    share = runtime.share_dir_script(target, workdir)
+    if share:
+        res = conn.run(Shell.sh(share, sudo=True, timeout=120, description="benchmark directory into the runtime"))
+        if not res.ok:
+            raise GlmError(f"{conn.host}: could not share the benchmark directory with {target}: "
+                           f"{_tail(res.stdout + res.stderr, 3)}")
     return out
 
 
@@ -148,10 +170,11 @@ def run_bench(inv: Inventory, topo: Topology, connect: Callable[[str], Connectio
         reps = reps[:1]
     results: list[SuiteRun] = []
     version = ""
+    rt = for_inventory(inv)
     for rep in reps:
         conn = connect(rep.head.node.name)
-        t0 = target_for(inv, topo, rep, req.via_router, bool(api_key), {})
-        installed = probe(conn, t0)
+        target = rt.target(rank_stem(inv.cluster.name, rep.index))
+        installed = probe(conn, rt, target)
         version = installed.version or version
         for suite in req.suites:
             missing = installed.missing(suite, bool(api_key))
@@ -162,12 +185,16 @@ def run_bench(inv: Inventory, topo: Topology, connect: Callable[[str], Connectio
                     hint=("MMLU is scored by the separate sgl-eval package: install it into the runtime "
                           "(pip install sgl-eval), or leave mmlu out (--suite)") if "sgl_eval" in missing
                     else "use an SGLang release that ships the client, or leave the suite out (--suite)")
-        staged = stage_data(conn, t0, req.data_files) if req.data_files else {}
-        t = target_for(inv, topo, rep, req.via_router, bool(api_key), staged)
-        for suite in req.suites:
-            params = req.params.for_suite(suite)
-            say(f"replica {rep.index}: {suite.value} ({', '.join(f'{k}={v}' for k, v in params.items())})")
-            results.append(run_suite(conn, suite, params, t, api_key, rep.index, req.timeout))
+        workdir = make_workdir(conn)
+        try:
+            staged = stage_data(conn, rt, target, workdir, req.data_files)
+            t = target_for(inv, topo, rep, req.via_router, bool(api_key), workdir, staged)
+            for suite in req.suites:
+                params = req.params.for_suite(suite)
+                say(f"replica {rep.index}: {suite.value} ({', '.join(f'{k}={v}' for k, v in params.items())})")
+                results.append(run_suite(conn, suite, params, t, api_key, rep.index, req.timeout))
+        finally:
+            remove_workdir(conn, rt, target, workdir)
     return BenchRun(cluster=inv.cluster.name, stamp=stamp, config_digest=config_digest(inv, topo),
                     sglang_version=version or inv.serving.sglang_version, hardware=hardware_row(inv, topo),
                     results=tuple(results), via_router=req.via_router)

@@ -1,11 +1,13 @@
 """The cookbook's benchmark commands, built for the installed runtime on node 0 (pure).
 
-Every suite runs the INSTALLED SGLang's own client inside the deployed runtime: the venv's
-python (venv runtime) or ``docker exec`` into the running container (docker runtime; it uses
-host networking, so 127.0.0.1:<port> is the server). The API key never reaches argv: the
-script reads it from standard input into ``OPENAI_API_KEY``, the variable the clients read
-(``sglang/benchmark/serving.py:131-139``, ``sglang/test/run_eval.py:137``,
-``sglang/test/sgl_eval_utils.py:156``); ``docker exec -e OPENAI_API_KEY`` passes it by name.
+Every suite runs the INSTALLED SGLang's own client inside the deployed runtime, with the
+argv prefix the runtime seam gives (``Runtime.exec_argv``: the venv's python, or ``docker exec``
+into the running container, which uses host networking, so 127.0.0.1:<port> is the server),
+in a private directory made for the run (``mktemp -d``, mode 0700) and removed after it. The
+API key never reaches argv: the script reads it from standard input into ``OPENAI_API_KEY``,
+the variable the clients read (``sglang/benchmark/serving.py:131-139``,
+``sglang/test/run_eval.py:137``, ``sglang/test/sgl_eval_utils.py:156``); the container runtime
+passes it by name.
 
 Clients (SGLang 0.5.23):
 - latency / throughput: ``python -m sglang.bench_serving`` (a shim of
@@ -14,18 +16,27 @@ Clients (SGLang 0.5.23):
   It sends no API key (``few_shot_gsm8k.py:64``: ``RuntimeEndpoint`` without ``api_key``), so
   with a key ``python -m sglang.test.run_eval --eval-name gsm8k`` (OpenAI client) is used.
 - mmlu: ``sglang.test.sgl_eval_utils.run_sgl_eval`` (``run_eval`` refuses mmlu in 0.5.23,
-  ``run_eval.py:125-134``); it needs the separate ``sgl_eval`` package in the runtime.
+  ``run_eval.py:125-134``); it needs the separate ``sgl-eval`` package in the runtime (the
+  wheel's ``test`` extra pins ``sgl-eval==0.1.3``). Its results go into the run's directory
+  (``sgl_eval_out_dir``, ``sgl_eval_utils.py:176``). Offline, the staged MMLU file (sgl-eval's
+  own prepared ``test.jsonl``) is put where sgl-eval caches it, ``$HOME/.cache/sgl_eval/mmlu/
+  test.jsonl`` with its ``.sha256`` marker (sgl_eval ``evals/_loader.py`` ``_cache_is_valid``),
+  with ``HOME`` the run's directory, so nothing is downloaded and nothing outlives the run.
+
+With a staged ShareGPT file (an air-gapped site) the serving clients run with
+``HF_HUB_OFFLINE=1``: the tokenizer is node 0's weights directory, and transformers' hub look-ups
+would otherwise wait for network time-outs (about 50 s per client start, measured).
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from glm5cluster.bench.records import Suite
 
-DATA_DIR = "/tmp/glm5cluster-bench"  # on node 0 (and in the container): uploaded data files
+WORKDIR_TEMPLATE = "/tmp/glm5cluster-bench.XXXXXXXX"  # mktemp -d on node 0: one private dir per run
 
 # module each suite needs, by client; (suite, with_api_key) -> module
 SERVING_MODULE = "sglang.bench_serving"
@@ -61,31 +72,29 @@ class SuiteParams:
 class Target:
     """Where and how the client runs: node 0's runtime and the server it measures."""
 
-    runtime: str  # venv | docker
-    python: str  # venv: <venv>/bin/python; docker: python3 inside the container
-    container: str | None  # docker runtime: the running container
+    prefix: tuple[str, ...]  # runs the runtime's python beside the server (runtime seam: exec_argv)
     host: str  # the server the client talks to (127.0.0.1, or the router's address)
     port: int
     model: str  # the served model id
     tokenizer: str  # node 0's weights directory (holds the tokenizer: no hub download)
+    workdir: str  # this run's private directory on node 0 (and in the container): data, client files
     api_key: bool = False  # a key is fed on stdin
-    data_files: Mapping[str, str] = field(default_factory=dict)  # "gsm8k"/"sharegpt" -> path on node 0
+    data_files: Mapping[str, str] = field(default_factory=dict)  # "gsm8k"/"sharegpt"/"mmlu" -> path on node 0
 
 
-def _runtime_prefix(t: Target) -> list[str]:
-    if t.container:
-        env = ["-e", "OPENAI_API_KEY"] if t.api_key else []
-        return ["docker", "exec", "-w", "/tmp", *env, t.container, t.python]
-    return [t.python]
+def offline(t: Target) -> bool:
+    """Everything the clients read is on node 0 (a ShareGPT file was staged)."""
+    return "sharegpt" in t.data_files
 
 
 def _key_prelude(t: Target) -> str:
-    return ("IFS= read -r OPENAI_API_KEY || true\nexport OPENAI_API_KEY\n" if t.api_key else "")
+    key = "IFS= read -r OPENAI_API_KEY || true\nexport OPENAI_API_KEY\n" if t.api_key else ""
+    return key + ("HF_HUB_OFFLINE=1\nexport HF_HUB_OFFLINE\n" if offline(t) else "")
 
 
 def client_argv(suite: Suite, params: Mapping[str, str], t: Target) -> list[str]:
     """The client's argv inside the runtime (no secret in it)."""
-    pre = _runtime_prefix(t)
+    pre = list(t.prefix)
     if suite.is_serving:
         argv = [*pre, "-m", SERVING_MODULE, "--backend", "sglang", "--host", t.host, "--port", str(t.port),
                 "--model", t.model, "--tokenizer", t.tokenizer,
@@ -107,16 +116,24 @@ def client_argv(suite: Suite, params: Mapping[str, str], t: Target) -> list[str]
                 "--num-questions", n, *data]
     n = params["num_questions"]
     num = "None" if n == "all" else str(int(n))
-    code = ("import types; from sglang.test.sgl_eval_utils import run_sgl_eval; "
+    seed = ""
+    if "mmlu" in t.data_files:
+        seed = (f"import hashlib, os, shutil; os.environ['HOME'] = {t.workdir!r}; "
+                f"c = os.path.join({t.workdir!r}, '.cache', 'sgl_eval', 'mmlu'); os.makedirs(c, exist_ok=True); "
+                f"shutil.copyfile({t.data_files['mmlu']!r}, os.path.join(c, 'test.jsonl')); "
+                "open(os.path.join(c, 'test.jsonl.sha256'), 'w').write(hashlib.sha256(open(os.path.join("
+                "c, 'test.jsonl'), 'rb').read()).hexdigest()); ")
+    code = (f"{seed}import types; from sglang.test.sgl_eval_utils import run_sgl_eval; "
             f"run_sgl_eval(types.SimpleNamespace(eval_name='mmlu', host={t.host!r}, port={t.port}, "
-            f"model={t.model!r}, num_examples={num}))")
+            f"model={t.model!r}, num_examples={num}, sgl_eval_out_dir={t.workdir!r}))")
     return [*pre, "-c", code]
 
 
-def client_script(suite: Suite, params: Mapping[str, str], t: Target, workdir: str = DATA_DIR) -> str:
-    """The POSIX sh script node 0 runs (key from stdin, then the client; output to stdout)."""
-    cd = "" if t.container else f"mkdir -p {shlex.quote(workdir)} && cd {shlex.quote(workdir)} && "
-    return _key_prelude(t) + cd + "exec " + shlex.join(client_argv(suite, params, t)) + " 2>&1\n"
+def client_script(suite: Suite, params: Mapping[str, str], t: Target) -> str:
+    """The POSIX sh script node 0 runs (key from stdin, then the client in the run's private
+    directory; output to stdout)."""
+    return (_key_prelude(t) + f"cd {shlex.quote(t.workdir)} && exec "
+            + shlex.join(client_argv(suite, params, t)) + " 2>&1\n")
 
 
 def required_modules(suite: Suite, api_key: bool) -> tuple[str, ...]:
@@ -127,7 +144,7 @@ def required_modules(suite: Suite, api_key: bool) -> tuple[str, ...]:
     return MMLU_MODULES
 
 
-def probe_argv(t: Target) -> list[str]:
+def probe_argv(prefix: Sequence[str]) -> list[str]:
     """Print the installed SGLang version and, per client module, whether it is importable
     (``find_spec``: nothing is imported, so a heavy client costs nothing here)."""
     code = ("import importlib.metadata as m, importlib.util as u\n"
@@ -137,8 +154,7 @@ def probe_argv(t: Target) -> list[str]:
             "    try:\n        ok = u.find_spec(mod) is not None\n"
             "    except Exception:\n        ok = False\n"
             "    print('module', mod, 'yes' if ok else 'no')\n")
-    pre = ["docker", "exec", t.container, t.python] if t.container else [t.python]
-    return [*pre, "-c", code]
+    return [*prefix, "-c", code]
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ def _local(base: str, path: str) -> Path:
 @click.option("--num-questions", type=click.IntRange(1), help="GSM8K/MMLU questions (cookbook: 200 GSM8K, all MMLU).")
 @click.option("--data-path", help="Local GSM8K test file (JSON lines) instead of downloading it on node 0.")
 @click.option("--sharegpt-path", help="Local ShareGPT JSON for the random dataset instead of downloading it.")
+@click.option("--mmlu-data-path", help="Local MMLU file (sgl-eval's prepared test.jsonl) instead of downloading it.")
 @click.option("--gate", is_flag=True, help="Exit 1 on a regression beyond tolerance (bench.tolerance).")
 @click.option("--history", "show_history", is_flag=True, help="Show the kept runs and exit.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -65,7 +66,8 @@ def _local(base: str, path: str) -> Path:
 @click.pass_context
 def command(ctx: click.Context, inventory: str, suites: str, replicas: tuple[int, ...], via_router: bool,
             num_prompts: int | None, max_concurrency: int | None, input_len: int, output_len: int,
-            num_questions: int | None, data_path: str | None, sharegpt_path: str | None, gate: bool,
+            num_questions: int | None, data_path: str | None, sharegpt_path: str | None,
+            mmlu_data_path: str | None, gate: bool,
             show_history: bool, fmt: str, accept_new_host_keys: bool, transport: str | None) -> None:
     """Run the SGLang cookbook's benchmarks on the cluster of INVENTORY and compare them."""
     checked = load_and_check(inventory)
@@ -94,6 +96,11 @@ def command(ctx: click.Context, inventory: str, suites: str, replicas: tuple[int
         files["gsm8k"] = bench_data.gsm8k_file(_local(base, gsm8k_path), num_questions or 200)
     if sharegpt_path:
         files["sharegpt"] = bench_data.sharegpt_file(_local(os.getcwd(), sharegpt_path))
+    if mmlu_data_path:
+        if Suite.MMLU not in chosen:
+            raise click.BadParameter("--mmlu-data-path is the MMLU file: add mmlu to --suite",
+                                     param_hint="--mmlu-data-path")
+        files["mmlu"] = bench_data.mmlu_file(_local(os.getcwd(), mmlu_data_path), num_questions)
     key_env = inv.serving.secrets.api_key_env
     api_key = os.environ.get(key_env) if key_env else None
     if key_env and not api_key:

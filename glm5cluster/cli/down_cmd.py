@@ -12,6 +12,7 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import load_and_check
+from glm5cluster.cli.recap_json import emit, format_option, progress_stream, report_doc
 from glm5cluster.cli.session import (
     FORKS_HELP,
     break_lock_option,
@@ -60,12 +61,13 @@ def whole_replicas(nodes: list[Node], topology: Topology, limit: tuple[str, ...]
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys (changed keys are always refused).")
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @click.option("--verbose", "-v", is_flag=True, help="Print every host's result.")
+@format_option
 @break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: tuple[str, ...], check: bool,
             drain_timeout: float, keep_router: bool, accept_new_host_keys: bool, forks: int, verbose: bool,
-            transport: str | None, break_lock: bool) -> None:
+            fmt: str, transport: str | None, break_lock: bool) -> None:
     """Take the cluster of INVENTORY down: each replica's head drains first (SIGTERM), then every
     rank stops; units, containers, env and secrets files are removed. With a router, the replicas
     going down are deregistered from it first, and a whole-cluster `down` also removes the router
@@ -75,12 +77,12 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
     loaded = checked.loaded
     hosts, notes = whole_replicas(list(loaded.nodes), checked.topology, limit)
     for note in notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {note}", err=fmt == "json")
     # a partial down (--limit) leaves the router serving the other replicas
     params = TeardownParams(purge=purge, drain_timeout=drain_timeout, keep_router=keep_router or bool(limit))
     pb = Playbook("down", "<glm5cluster down>", (Step(0, "down" + (" --purge" if purge else ""), "teardown",
                                                       Teardown(), params),))
-    display = Display(verbose=verbose)
+    display = Display(progress_stream(fmt), verbose=verbose)
     log = RunLog(pb.name)
     confirm = TerminalConfirm(display, question="Stop the cluster and delete these files?",
                               what="--purge deletes data", hint="review the plan above and re-run with --yes")
@@ -112,4 +114,10 @@ def command(ctx: click.Context, inventory: str, purge: bool, yes: bool, limit: t
         show_outcome(display, router_report, log, check)
     show_outcome(display, report, log, check)
     code = max(report.exit_code, router_report.exit_code if router_report else 0)
+    if fmt == "json":
+        doc = report_doc("down", report, log.dir)
+        doc["exit_code"] = 2 if confirm.refused else code
+        doc["notes"] = notes
+        doc["router"] = report_doc("down", router_report, log.dir) if router_report is not None else None
+        emit(doc)
     ctx.exit(2 if confirm.refused else code)

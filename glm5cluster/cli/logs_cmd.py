@@ -21,6 +21,7 @@ from glm5cluster.facts.log_lines import LogLine, format_time, since_epoch
 from glm5cluster.model.inventory import Inventory
 from glm5cluster.redact import mask
 from glm5cluster.runtime import Runtime, for_inventory, rank_stem
+from glm5cluster.runtime.router import router_runtime, router_service
 from glm5cluster.topology import Topology
 
 DEFAULT_LINES = 100
@@ -30,14 +31,14 @@ FOLLOW_LINES = 10
 @dataclass(frozen=True)
 class Target:
     host: str
-    replica: int
+    replica: int | None  # None: the router
     rank: int
     name: str  # unit or container
     runtime: Runtime
 
     @property
     def prefix(self) -> str:
-        return f"{self.host} r{self.replica}"
+        return f"{self.host} {'router' if self.replica is None else f'r{self.replica}'}"
 
 
 def targets(inventory: Inventory, topology: Topology, nodes: tuple[str, ...],
@@ -63,6 +64,14 @@ def targets(inventory: Inventory, topology: Topology, nodes: tuple[str, ...],
             if not nodes or r.node.name in nodes:
                 out.append(Target(r.node.name, rep.index, r.node_rank, name, rt))
     return out
+
+
+def router_target(inventory: Inventory, topology: Topology) -> Target:
+    """The router's service (``replicas.router``), through its runtime (``runtime/router.py``)."""
+    if topology.router is None:
+        raise click.BadParameter("this inventory has no router (replicas.router)", param_hint="--router")
+    rt = router_runtime(inventory)
+    return Target(topology.router.node.name, None, 0, rt.target(router_service(inventory, rt).stem), rt)
 
 
 def log_command(t: Target, lines: int | None, since: float | None, follow: bool) -> Shell:
@@ -134,6 +143,8 @@ def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float |
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--node", "nodes", multiple=True, metavar="NAME", help="Only the ranks on these hosts.")
 @click.option("--replica", "replicas", multiple=True, type=int, metavar="N", help="Only these replicas.")
+@click.option("--router", "with_router", is_flag=True, help="Also the router's log (replicas.router); "
+              "alone, only the router's.")
 @click.option("--follow", "-f", is_flag=True, help="Stream new lines from every rank until Ctrl-C.")
 @click.option("--since", metavar="TIME", help="Lines since TIME: 10m, 2h, 1d, @EPOCH or an ISO date/time.")
 @click.option("--lines", "-n", type=click.IntRange(min=0), default=None,
@@ -142,13 +153,16 @@ def _follow(pool: ConnectionPool, tgts: list[Target], lines: int, since: float |
 @click.option("--forks", type=click.IntRange(1, 256), default=32, show_default=True, help=FORKS_HELP)
 @transport_option
 @click.pass_context
-def command(ctx: click.Context, inventory: str, nodes: tuple[str, ...], replicas: tuple[int, ...], follow: bool,
+def command(ctx: click.Context, inventory: str, nodes: tuple[str, ...], replicas: tuple[int, ...], with_router: bool,
+            follow: bool,
             since: str | None, lines: int | None, accept_new_host_keys: bool, forks: int,
             transport: str | None) -> None:
-    """Show the SGLang logs of every rank (or --node / --replica ones), merged in time order and
-    prefixed by node and replica; --follow streams them until Ctrl-C."""
+    """Show the SGLang logs of every rank (or --node / --replica ones; --router: the router's),
+    merged in time order and prefixed by node and replica; --follow streams them until Ctrl-C."""
     checked = load_and_check(inventory)
     tgts = targets(checked.loaded.inventory, checked.topology, nodes, replicas)
+    if with_router:
+        tgts = ([] if not nodes and not replicas else tgts) + [router_target(checked.loaded.inventory, checked.topology)]
     try:
         since_at = since_epoch(since) if since else None
     except ValueError:

@@ -10,6 +10,7 @@ import click
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
 from glm5cluster.cli.inventory_io import remember_secrets
+from glm5cluster.cli.recap_json import emit, format_option, progress_stream, report_doc
 from glm5cluster.cli.session import (
     FORKS_HELP,
     break_lock_option,
@@ -51,13 +52,14 @@ def resolve_playbook(name: str) -> str:
               help="Let gpu.reboot restart hosts whose new driver needs it (otherwise the run stops there).")
 @click.option("--verify-weights", is_flag=True,
               help="weights.stage re-hashes every weight file instead of trusting the manifest stamp.")
+@format_option
 @break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limit: tuple[str, ...],
             yes: bool, max_fail: int | None, accept_new_host_keys: bool, forks: int,
             step_timeout: float | None, verbose: bool, allow_reboot: bool, verify_weights: bool,
-            transport: str | None, break_lock: bool) -> None:
+            fmt: str, transport: str | None, break_lock: bool) -> None:
     """Run PLAYBOOK (a file, or a name under playbooks/) on the hosts of INVENTORY.
 
     Plans every step first and asks before changing anything (unless --yes); a run with nothing
@@ -67,7 +69,7 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
     loaded = load_inventory(inventory)
     remember_secrets(loaded.inventory)
     pb = load_playbook(resolve_playbook(playbook))
-    display = Display(verbose=verbose)
+    display = Display(progress_stream(fmt), verbose=verbose)
     log = RunLog(pb.name, secrets=secrets_of(loaded.inventory))
     confirm = TerminalConfirm(display)
 
@@ -78,4 +80,6 @@ def command(ctx: click.Context, inventory: str, playbook: str, check: bool, limi
         report = run_playbook(pb, loaded.inventory, loaded.nodes, pool, options, display, log,
                               confirm=None if (yes or check) else confirm)
     show_outcome(display, report, log, check)
+    if fmt == "json":
+        emit(report_doc("run", report, log.dir))
     ctx.exit(2 if confirm.refused else report.exit_code)

@@ -15,6 +15,7 @@ import click
 
 from glm5cluster.cli.confirm import TerminalConfirm
 from glm5cluster.cli.display import Display
+from glm5cluster.cli.recap_json import emit, format_option, progress_stream, report_doc
 from glm5cluster.cli.session import (
     FORKS_HELP,
     break_lock_option,
@@ -97,6 +98,14 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
     return lines
 
 
+def serving_doc(inv: Inventory, topo: Topology) -> dict[str, object]:
+    """Where to send requests (``--format json``)."""
+    return {"model": served_model_name(inv),
+            "replicas": [{"index": rep.index, "endpoint": rep.endpoint, "node0": rep.head.node.name}
+                         for rep in topo.replicas],
+            "router": topo.router.url if topo.router is not None else None}
+
+
 @click.command()
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
@@ -118,12 +127,14 @@ def serving_lines(inv: Inventory, topo: Topology, report: RunReport) -> list[str
               help="Your own site steps (python: or task: steps), each placed by its `at:` "
                    "(before_stack, before_launch, after_ready).")
 @click.option("--playbook", "playbook_path", default=None, hidden=True, help="Another up playbook (tests).")
+@format_option
 @break_lock_option
 @transport_option
 @click.pass_context
 def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: tuple[str, ...],
             allow_reboot: bool, accept_new_host_keys: bool, ready_timeout: float | None, restart: bool, skip_nccl: bool,
-            verify_weights: bool, forks: int, verbose: bool, site_path: str | None, playbook_path: str | None, transport: str | None, break_lock: bool) -> None:
+            verify_weights: bool, forks: int, verbose: bool, site_path: str | None, playbook_path: str | None,
+            fmt: str, transport: str | None, break_lock: bool) -> None:
     """Bring INVENTORY's hosts to a serving, verified GLM-5 and print where to send requests.
 
     facts -> preflight -> GPU stack -> SGLang -> weights -> launch -> readiness -> smoke test.
@@ -139,7 +150,7 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
     pb = with_overrides(base, timeout=ready_timeout,
                         allow_reboot=True if allow_reboot else None, restart=True if restart else None,
                         skip_nccl=True if skip_nccl else None)
-    display = Display(verbose=verbose)
+    display = Display(progress_stream(fmt), verbose=verbose)
     log = RunLog(pb.name, secrets=secrets_of(loaded.inventory))
     confirm = TerminalConfirm(display)
 
@@ -157,9 +168,14 @@ def command(ctx: click.Context, inventory: str, yes: bool, check: bool, limit: t
             report = merge_verify(report, verify)
     show_outcome(display, report, log, check)
     smoke_ok = any(r.status is Status.OK for s in report.steps if s.task == "smoke" for r in s.results.values())
-    if report.exit_code == 0 and report.applied and smoke_ok:
-        if not limit:
-            save_applied(loaded)  # what `rollout --rollback` goes back to
+    serving = report.exit_code == 0 and report.applied and smoke_ok
+    if serving and not limit:
+        save_applied(loaded)  # what `rollout --rollback` goes back to
+    if fmt == "json":
+        doc = report_doc("up", report, log.dir)
+        doc["serving"] = serving_doc(loaded.inventory, topo) if serving else None
+        emit(doc)
+    elif serving:
         for line in serving_lines(loaded.inventory, topo, report):
             click.echo(line)
     ctx.exit(2 if confirm.refused else report.exit_code)

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 from glm5cluster.cli.inventory_io import CheckedInventory, plan_problem
 from glm5cluster.errors import InputProblems, PlanError, Problem
-from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.loader import LoadedInventory, load_inventory
+from glm5cluster.runtime import for_inventory
 from glm5cluster.runtime.rank import rank_command
 from glm5cluster.sglang.args import (
     build_args,
@@ -44,7 +45,7 @@ def local_file_problems(loaded: LoadedInventory) -> Iterator[PlanError]:
             where = f"hosts[{i}].ssh.{field}" if getattr(host.ssh, field) else f"ssh.{field}"
             yield from _file_problem(os.path.normpath(path), where, field)
     archive = inv.serving.image_archive
-    if archive is not None and inv.serving.runtime is Runtime.DOCKER:
+    if archive is not None and for_inventory(inv).needs_container_engine:  # it is `docker load`ed
         yield from _file_problem(archive, "serving.image_archive", "image_archive")
 
 

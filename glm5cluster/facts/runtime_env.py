@@ -4,6 +4,7 @@ compute processes (``nvidia-smi --query-compute-apps``), for preflight's ``spec`
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,16 +39,22 @@ def parse_runtime_env(result: CommandResult) -> RuntimeEnv:
 
 class RuntimeEnvFact(Fact[RuntimeEnv]):
     """``argv``: the runtime's python (venv python, or ``docker run ... --entrypoint python3 IMAGE``)
-    followed by ``-c SOURCE``."""
+    followed by ``-c SOURCE``. ``rdma_argv``: the same, run instead where the host has
+    ``/dev/infiniband`` (a container that gets the RDMA device, as the launch gives it)."""
 
     name = "runtime_env"
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], rdma_argv: Sequence[str] = ()) -> None:
         self.argv = tuple(argv)
+        self.rdma_argv = tuple(rdma_argv)
 
     def command(self) -> Shell:
-        return Shell.cmd(*self.argv, timeout=120, sudo=self.argv[0] == "docker",
-                         description="the runtime's limits and versions")
+        # as root, as the server runs (unit User=root, or the docker engine's client)
+        if self.rdma_argv and self.rdma_argv != self.argv:
+            script = (f"if [ -d /dev/infiniband ]; then {shlex.join(self.rdma_argv)}; "
+                      f"else {shlex.join(self.argv)}; fi")
+            return Shell.sh(script, timeout=120, sudo=True, description="the runtime's limits and versions")
+        return Shell.cmd(*self.argv, timeout=120, sudo=True, description="the runtime's limits and versions")
 
     def parse(self, result: CommandResult) -> RuntimeEnv:
         return parse_runtime_env(result)

@@ -89,10 +89,7 @@ class GpuKind(StrEnum):
     MI300X = "MI300X"
     MI325X = "MI325X"
     MI355X = "MI355X"
-
-    @property
-    def vendor(self) -> Literal["nvidia", "amd"]:
-        return "amd" if self.value.startswith("MI") else "nvidia"
+    # every fact about a kind (vendor, memory, tp...) is in model/catalog.py (``gpu_profile``)
 
 
 class Precision(StrEnum):

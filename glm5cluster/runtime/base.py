@@ -16,7 +16,7 @@ is ``<stem>``. ``survey`` finds all of them on a host, whichever runtime started
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -61,6 +61,7 @@ class Service:
     secrets_file: str | None = None  # host path of a 0600 ``NAME=value`` file (the API key)
     labels: tuple[tuple[str, str], ...] = ()
     gpus: Literal["nvidia", "amd"] | None = None  # device access (container)
+    devices: tuple[str, ...] = ()  # further host devices (container): /dev/infiniband on RDMA nodes
     ro_mounts: tuple[str, ...] = ()  # host paths visible read-only at the same path (container)
     shm_size: str | None = None
     memlock_unlimited: bool = True
@@ -68,6 +69,8 @@ class Service:
     image: str = ""  # container image (``Runtime.image``)
     user: str = "root"
     stamp_path: str = ""  # unit: ``<digest> <InvocationID>`` of the run the launch started
+    environment: tuple[tuple[str, str], ...] = ()  # plain (non-secret) variables set inline
+    restart_on_failure: bool = False  # ranks: never (a TP group restarts as one); the router: yes
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,19 @@ class Runtime(Protocol):
     def image(self, gpu: GpuProfile) -> str | None: ...  # None: runs no image
     def venv(self) -> str | None: ...  # None: runs no venv
     def python_once(self, image: str | None) -> list[str]: ...
+    # the runtime's python run once the way the service would run (the server's devices, shm,
+    # ulimits and ``env``; ``mounts`` are ``host:inside:ro`` specs a container needs)
+    def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]: ...
+    @property
+    def limits_in_spec(self) -> bool: ...  # python_as_service carries the service's memlock/nofile/devices
+    # beside a running service: argv prefix running this runtime's python where the service runs
+    # (``env``: host variables passed by name; ``workdir``: its working directory), and the shell
+    # fragments that make a host directory visible there at the same path, and remove it again
+    def exec_argv(self, target: str, *, env: Sequence[str] = (), workdir: str | None = None) -> list[str]: ...
+    def share_dir_script(self, target: str, path: str) -> str: ...
+    def unshare_dir_script(self, target: str, path: str) -> str: ...
     def secrets_path_inside(self) -> str | None: ...  # where the program reads secrets_file (None: from its env)
     def command_argv(self, svc: Service) -> list[str]: ...
     def install(self, svc: Service, extra_digest: bytes = b"") -> Installed: ...
@@ -114,6 +130,10 @@ class Runtime(Protocol):
     def run_log_script(self, target: str, *, skip: int | None = None, tail: int | None = None) -> str: ...
     def installed_script(self, image: str | None) -> str: ...
     def sglang_version_script(self) -> str: ...
+    # what the service runs, for ``status``: the venv's SGLang version, or the container's image
+    # (its registry digest and image id); ``parse_running`` gives one line ("" when unknown)
+    def running_script(self, target: str) -> str: ...
+    def parse_running(self, text: str) -> str: ...
 
 
 def stop_loop(alive: str, kill: str, term_wait: str, *, head: bool, drain: float, grace: float) -> str:

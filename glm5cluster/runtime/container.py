@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from glm5cluster.commands import Shell
@@ -37,6 +37,7 @@ class ContainerRuntime:
     needs_container_engine: bool = True
     host_gpu_userspace: bool = False  # CUDA/ROCm user space from the host (a container brings its own)
     kind: Kind = "container"
+    limits_in_spec: bool = True  # python_as_service runs with the server's --ulimit/--device flags
     mode: str = "docker"
     python: str = "python3"
 
@@ -63,6 +64,44 @@ class ContainerRuntime:
         """argv prefix running the image's python once, without network (stdin passed through)."""
         return ["docker", "run", "--rm", "-i", "--network", "none", "--entrypoint", self.python, image or ""]
 
+    def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]:
+        """The image's python run once with the server's device, network, IPC, shm and ulimit flags."""
+        argv = ["docker", "run", "--rm", "--network", "host", "--ipc", "host", "--shm-size", shm_size]
+        if gpus == "nvidia":
+            argv += ["--gpus", "all"]
+        else:
+            argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
+        for d in devices:  # /dev/infiniband on an RDMA node, as the launch passes it
+            argv += ["--device", d]
+        if memlock_unlimited:
+            argv += ["--ulimit", "memlock=-1"]
+        argv += ["--ulimit", "stack=67108864"]
+        for m in mounts:
+            argv += ["-v", m]
+        for k, v in (env or {}).items():
+            argv += ["-e", f"{k}={v}"]
+        return [*argv, "--entrypoint", self.python, image or ""]
+
+    def exec_argv(self, target: str, *, env: Sequence[str] = (), workdir: str | None = None) -> list[str]:
+        """``docker exec`` into the running container (host networking: 127.0.0.1 is the server);
+        ``-e NAME`` passes a variable by name, so its value never reaches argv."""
+        argv = ["docker", "exec"]
+        if workdir:
+            argv += ["-w", workdir]
+        for name in env:
+            argv += ["-e", name]
+        return [*argv, target, self.python]
+
+    def share_dir_script(self, target: str, path: str) -> str:
+        """The host directory's files copied into the container at the same path (mode 0700)."""
+        t, p = shlex.quote(target), shlex.quote(path)
+        return f"docker exec {t} mkdir -p -m 0700 {p} && docker cp {shlex.quote(path + '/.')} {t}:{p}"
+
+    def unshare_dir_script(self, target: str, path: str) -> str:
+        return f"docker exec {shlex.quote(target)} rm -rf {shlex.quote(path)} || true"
+
     def run_argv(self, svc: Service, digest: str = "") -> list[str]:
         """``docker run`` for the service, as argv (display with ``shlex.join``)."""
         for m in svc.ro_mounts:
@@ -79,16 +118,21 @@ class ContainerRuntime:
         elif svc.gpus == "amd":
             argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video",
                      "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined"]
+        for d in svc.devices:
+            argv += ["--device", d]
         argv += ["--network", "host", "--ipc", "host"]
         if svc.shm_size:
             argv += ["--shm-size", svc.shm_size]
         if svc.memlock_unlimited:  # RDMA needs it; nested-container sites cannot raise it
             argv += ["--ulimit", "memlock=-1"]
-        argv += ["--ulimit", "stack=67108864", "--restart", "no", "--stop-timeout", str(svc.stop_timeout)]
+        restart = "on-failure" if svc.restart_on_failure else "no"
+        argv += ["--ulimit", "stack=67108864", "--restart", restart, "--stop-timeout", str(svc.stop_timeout)]
         for m in svc.ro_mounts:
             argv += ["-v", f"{m}:{m}:ro"]
         for f in svc.env_files:
             argv += ["--env-file", f]
+        for k, v in svc.environment:
+            argv += ["--env", f"{k}={v}"]
         if svc.secrets_file:
             argv += ["-v", f"{svc.secrets_file}:{CONTAINER_SECRETS}:ro"]
         argv.append(svc.image)
@@ -149,6 +193,23 @@ class ContainerRuntime:
         q = shlex.quote(target)
         cut = f"tail -n +{max(1, (skip or 0) + 1)}" if tail is None else f"tail -n {tail}"
         return f"if docker inspect {q} >/dev/null 2>&1; then docker logs {q} 2>&1 | {cut}; fi\ntrue\n"
+
+    def running_script(self, target: str) -> str:
+        """The image the container runs (its id), and that image's registry digests."""
+        img = shlex.quote("{{.Image}}")
+        digests = shlex.quote("{{range .RepoDigests}}{{println .}}{{end}}")
+        return (f"img=$(docker inspect -f {img} {shlex.quote(target)} 2>/dev/null) && echo \"image=$img\" && "
+                f"docker image inspect -f {digests} \"$img\" 2>/dev/null | sed -n 's/^./digest=&/p'\ntrue\n")
+
+    def parse_running(self, text: str) -> str:
+        """``lmsysorg/sglang@sha256:... (image sha256:0123456789ab)``; the image id alone for an
+        image with no registry digest (loaded from an archive, or built locally)."""
+        image = next((ln[6:].strip() for ln in text.splitlines() if ln.startswith("image=")), "")
+        digests = [ln[7:].strip() for ln in text.splitlines() if ln.startswith("digest=")]
+        if not image:
+            return ""
+        short = f"image {image[:19]}"
+        return f"{digests[0]} ({short})" if digests else short
 
     def sglang_version_script(self) -> str:
         """None: the version comes from the server's /server_info (an image holds no cheap answer)."""

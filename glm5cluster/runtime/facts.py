@@ -53,5 +53,9 @@ class InstalledFact(Fact[str]):
         return Shell.sh(self.rt.installed_script(self.image), sudo=True, description="installed SGLang")
 
     def parse(self, result: CommandResult) -> str:
-        lines = result.stdout.strip().splitlines()
+        return self.parse_text(result.stdout)
+
+    @staticmethod
+    def parse_text(stdout: str) -> str:
+        lines = stdout.strip().splitlines()
         return lines[-1].strip() if lines else ""

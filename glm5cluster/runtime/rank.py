@@ -9,7 +9,7 @@ label), so "config changed" is exact.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from glm5cluster.commands import Secret, Upload
 from glm5cluster.model.inventory import Inventory
@@ -37,6 +37,15 @@ from glm5cluster.topology import RankAssignment, Replica, Topology
 REPLICA_LABEL = "glm5cluster.replica"
 
 
+@dataclass(frozen=True)
+class NodeFabric:
+    """What the launch found on a rank's node for what the inventory leaves open
+    (``tasks/node_fabric.py``): environment added to the rank's, devices its container gets."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()
+
+
 def cluster_dir(cluster: str) -> str:
     return f"{CONFIG_DIR}/{cluster}"
 
@@ -47,7 +56,7 @@ def stamp_path(cluster: str, replica: int) -> str:
 
 
 def rank_service(inv: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
-                 rt: Runtime) -> Service:
+                 rt: Runtime, fabric: NodeFabric | None = None) -> Service:
     cluster = inv.cluster.name
     secrets = secrets_file_path(cluster) if secret_names(inv, rank) else None
     gpu = replica.deployment.gpu
@@ -60,6 +69,7 @@ def rank_service(inv: Inventory, topology: Topology, replica: Replica, rank: Ran
         secrets_file=secrets,
         labels=((CLUSTER_LABEL, cluster), (REPLICA_LABEL, str(replica.index)), (RANK_LABEL, str(rank.node_rank))),
         gpus=gpu.vendor,
+        devices=fabric.devices if fabric else (),
         ro_mounts=(inv.model.weights_dir,),
         shm_size=inv.serving.shm_size,
         memlock_unlimited=inv.serving.memlock_unlimited,
@@ -97,11 +107,12 @@ def secrets_content(inv: Inventory, api_key: str | None, rt: Runtime) -> Secret 
 
 
 def rank_launch(inv: Inventory, topology: Topology, replica: Replica, rank: RankAssignment,
-                api_key: str | None, rt: Runtime) -> RankLaunch:
+                api_key: str | None, rt: Runtime, fabric: NodeFabric | None = None) -> RankLaunch:
+    """``fabric``: what the launch discovered on the node (interface, GID index, RDMA device)."""
     cluster = inv.cluster.name
-    env = render_env_file(env_file_vars(inv, replica, rank, rt.env_dialect))
+    env = render_env_file(env_file_vars(inv, replica, rank, rt.env_dialect, fabric.env if fabric else None))
     secret = secrets_content(inv, api_key, rt) if rank.is_head else None
-    svc = rank_service(inv, topology, replica, rank, rt)
+    svc = rank_service(inv, topology, replica, rank, rt, fabric)
     extra = hashlib.sha256(env.encode()).digest()
     extra += hashlib.sha256(secret.value.encode()).digest() if secret else b"-"
     return RankLaunch(

@@ -79,35 +79,49 @@ class Survey:
 
 
 def survey_script(cluster: str, config_dir: str) -> str:
-    """Read-only: list this cluster's units (files and loaded), containers and config dir."""
+    """Read-only: list this cluster's units (files and loaded), containers and config dir, with
+    one ``systemctl show`` for every unit and one ``docker ps`` for every container."""
     prefix = cluster_prefix(cluster)
     glob = shlex.quote(prefix) + "*.service"
-    label = shlex.quote(f"label={CLUSTER_LABEL}={cluster}")
     name = shlex.quote(f"name=^/?{prefix}")
-    fmt = shlex.quote("{{.State.Status}}\t{{index .Config.Labels \"" + RANK_LABEL + "\"}}\t"
-                      "{{index .Config.Labels \"" + CLUSTER_LABEL + "\"}}\t{{.Id}}")
+    fmt = shlex.quote("{{.Names}}\t{{.Status}}\t{{.Label \"" + RANK_LABEL + "\"}}\t"
+                      "{{.Label \"" + CLUSTER_LABEL + "\"}}\t{{.ID}}")
     cdir = shlex.quote(config_dir)
     return f"""\
 echo '{MARK}'
-{{ for f in {UNIT_DIR}/{glob}; do [ -e "$f" ] && echo "${{f##*/}}"; done
-  systemctl list-units --all --plain --no-legend --full {glob} | awk '{{print $1}}'; }} | sort -u |
-while read -r u; do
-  printf 'unit\\t%s\\t%s\\t%s\\n' "$u" "$(systemctl show -p ActiveState --value -- "$u")" \\
-    "$(systemctl show -p Description --value -- "$u")"
-done
+units=$({{ for f in {UNIT_DIR}/{glob}; do [ -e "$f" ] && echo "${{f##*/}}"; done
+  systemctl list-units --all --plain --no-legend --full {glob} | awk '{{print $1}}'; }} | sort -u)
+if [ -n "$units" ]; then
+  systemctl show -p Id,ActiveState,Description -- $units | awk '
+    function out() {{ if (id != "") printf "unit\\t%s\\t%s\\t%s\\n", id, st, d; id = st = d = "" }}
+    /^$/ {{ out(); next }}
+    {{ k = substr($0, 1, index($0, "=") - 1); v = substr($0, index($0, "=") + 1) }}
+    k == "Id" {{ id = v }} k == "ActiveState" {{ st = v }} k == "Description" {{ d = v }}
+    END {{ out() }}'
+fi
 if command -v docker >/dev/null 2>&1; then
   err=$(mktemp)
-  names=$({{ docker ps -a --filter {label} --format '{{{{.Names}}}}' &&
-            docker ps -a --filter {name} --format '{{{{.Names}}}}'; }} 2>"$err") ||
-    printf 'docker-error\\t%s\\n' "$(head -c 300 "$err" | tr '\\n' ' ')"
+  docker ps -a --no-trunc --filter {name} --format {fmt} 2>"$err" | sed 's/^/container\t/'
+  [ -s "$err" ] && printf 'docker-error\\t%s\\n' "$(head -c 300 "$err" | tr '\\n' ' ')"
   rm -f "$err"
-  for c in $(printf '%s\\n' $names | sort -u); do
-    printf 'container\\t%s\\t%s\\n' "$c" "$(docker inspect -f {fmt} -- "$c" 2>/dev/null)"
-  done
 fi
 if [ -d {cdir} ]; then printf 'dir\\t%s\\n' {cdir}; fi
 true
 """
+
+
+def container_state(status: str) -> str:
+    """``docker ps``'s Status column (``Up 2 minutes``, ``Exited (0) 3 minutes ago``, ``Up 1 hour
+    (Paused)``, ``Created``, ``Restarting (1) ...``, ``Dead``, ``Removal In Progress``) as the
+    container's state word (``running``, ``exited``, ``paused``, ...)."""
+    s = status.strip().lower()
+    if s.startswith("up"):
+        return "paused" if "(paused)" in s else "running"
+    for word, state in (("exited", "exited"), ("created", "created"), ("restarting", "restarting"),
+                        ("dead", "dead"), ("removal", "removing")):
+        if s.startswith(word):
+            return state
+    return s or "unknown"
 
 
 def parse_survey(cluster: str, text: str) -> Survey:
@@ -135,7 +149,7 @@ def parse_survey(cluster: str, text: str) -> Survey:
             if m and owner in (cluster, ""):
                 rank_label = f[3] if len(f) > 3 else ""
                 containers.append(Item("container", f[1], m.group(1), int(m.group(2)) if m.group(2) else None,
-                                       int(rank_label) if rank_label.isdigit() else None, f[2] or "unknown",
+                                       int(rank_label) if rank_label.isdigit() else None, container_state(f[2]),
                                        f[5].strip() if len(f) > 5 else ""))
         elif f[0] == "dir" and len(f) >= 2:
             cdir = f[1]

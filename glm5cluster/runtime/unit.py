@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from glm5cluster.commands import Shell, Upload
@@ -17,7 +17,13 @@ from glm5cluster.facts import units
 from glm5cluster.facts.log_lines import LogLine, parse_lines
 from glm5cluster.facts.rank_state import RankState, parse_clock, parse_props, unit_state
 from glm5cluster.model.catalog import GpuProfile
-from glm5cluster.render import EnvDialect, UnitVars, render_unit, systemd_command_line
+from glm5cluster.render import (
+    EnvDialect,
+    UnitVars,
+    render_unit,
+    systemd_command_line,
+    systemd_quote,
+)
 from glm5cluster.runtime.base import Installed, Kind, Service, stop_loop
 
 UNIT_DIR = units.UNIT_DIR
@@ -36,6 +42,7 @@ class UnitRuntime:
     needs_container_engine: bool = False
     host_gpu_userspace: bool = True  # CUDA/ROCm user space from the host (a container brings its own)
     kind: Kind = "unit"
+    limits_in_spec: bool = False  # the unit sets LimitMEMLOCK/NOFILE; a python run once has the caller's
     mode: str = "venv"
 
     @property
@@ -59,6 +66,22 @@ class UnitRuntime:
         """argv prefix running this runtime's python once (stdin passed through)."""
         return [self.python]
 
+    def python_as_service(self, image: str | None, *, gpus: str, shm_size: str, memlock_unlimited: bool,
+                          env: Mapping[str, str] | None = None, mounts: Sequence[str] = (),
+                          devices: Sequence[str] = ()) -> list[str]:
+        """The venv's python on the host (its limits are the caller's, not the unit's)."""
+        return [self.python] if env is None else ["env", *(f"{k}={v}" for k, v in env.items()), self.python]
+
+    def exec_argv(self, target: str, *, env: Sequence[str] = (), workdir: str | None = None) -> list[str]:
+        """The venv's python on the host: the caller's environment and directory are its own."""
+        return [self.python]
+
+    def share_dir_script(self, target: str, path: str) -> str:
+        return ""  # the unit runs on the host: the directory is already there
+
+    def unshare_dir_script(self, target: str, path: str) -> str:
+        return ""
+
     def command_argv(self, svc: Service) -> list[str]:
         """The command the service runs, as argv (what ``plan`` shows)."""
         return list(svc.argv)
@@ -68,7 +91,9 @@ class UnitRuntime:
                                     env_files=svc.env_files + ((svc.secrets_file,) if svc.secrets_file else ()),
                                     exec_start=systemd_command_line(list(svc.argv)),
                                     timeout_stop_sec=svc.stop_timeout, unit_stem=svc.stem,
-                                    memlock_unlimited=svc.memlock_unlimited))
+                                    memlock_unlimited=svc.memlock_unlimited,
+                                    environment=tuple(systemd_quote(f"{k}={v}") for k, v in svc.environment),
+                                    restart_on_failure=svc.restart_on_failure))
 
     def install(self, svc: Service, extra_digest: bytes = b"") -> Installed:
         text = self.unit_text(svc)
@@ -81,7 +106,8 @@ class UnitRuntime:
         q = shlex.quote(self.target(svc.stem))
         body = f"systemctl daemon-reload && systemctl reset-failed -- {q} 2>/dev/null; systemctl start -- {q}"
         if svc.stamp_path:
-            body += (f" && echo \"{installed.digest} $(systemctl show -p InvocationID --value -- {q})\" "
+            d = shlex.quote(svc.stamp_path.rsplit("/", 1)[0] or "/")
+            body += (f" && mkdir -p -- {d} && echo \"{installed.digest} $(systemctl show -p InvocationID --value -- {q})\" "
                      f"> {shlex.quote(svc.stamp_path)}")
         return Shell.sh(body, sudo=True, timeout=120, description=f"systemctl start {self.target(svc.stem)}")
 
@@ -132,6 +158,13 @@ class UnitRuntime:
                 f"if [ -n \"$id\" ]; then journalctl _SYSTEMD_INVOCATION_ID=\"$id\" -o cat --no-pager -q | {cut}; "
                 f"elif systemctl cat -- {q} >/dev/null 2>&1; then "
                 f"journalctl -u {q} -o cat --no-pager -q | {cut}; fi\ntrue\n")
+
+    def running_script(self, target: str) -> str:
+        return self.sglang_version_script()
+
+    def parse_running(self, text: str) -> str:
+        lines = text.strip().splitlines()
+        return f"sglang {lines[-1].strip()}" if lines and lines[-1].strip() else ""
 
     def sglang_version_script(self) -> str:
         """The SGLang package version in the venv (empty output when absent)."""

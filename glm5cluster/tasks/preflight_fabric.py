@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from glm5cluster.facts.nccl_probe import ProbeRun
 from glm5cluster.facts.network import Interfaces, Route
+from glm5cluster.facts.pcie import Pcie
 from glm5cluster.facts.rdma import Rdma
 from glm5cluster.tasks.preflight import Problem
 
@@ -173,6 +174,27 @@ def check_rdma(host: str, rdma: Rdma, env: Mapping[str, str]) -> RdmaVerdict:
                            "load the RDMA kernel modules (ib_uverbs, rdma_ucm)"))
     summary = f"{len(fast)} x {rate}G {layer} active" + note
     return RdmaVerdict(out, out_env, len(fast), rate, summary)
+
+
+def check_acs(host: str, pcie: Pcie) -> tuple[list[Problem], str]:
+    """(problems, note): ACS enabled on a PCIe switch port (``lspci -vvv`` ``ACSCtl:`` bits) sends
+    GPU/NIC peer-to-peer traffic through the CPU root complex (NCCL's troubleshooting guide:
+    disable it on bare metal). Root ports are left alone (P2P across them goes through the root
+    complex anyway)."""
+    if not pcie.available:
+        return [], "PCIe ACS not checked (no lspci: apt-get install pciutils)"
+    switch = [b for b in pcie.bridges if b.switch_port]
+    on = [b for b in switch if b.acs_on]
+    if on:
+        listing = ", ".join(f"{b.address} ({' '.join(f + '+' for f in b.acs_on)})" for b in on[:4])
+        more = f" and {len(on) - 4} more" if len(on) > 4 else ""
+        return [Problem(host, f"PCIe ACS is enabled on {len(on)} PCIe switch port(s) of {host}: {listing}{more}; "
+                        "GPU and NIC peer-to-peer traffic is redirected through the CPU root complex",
+                        f"disable ACS on the switch ports at every boot (setpci -s <port> ECAP_ACS+0x6.w=0000 "
+                        f"on {host}, or the BIOS's ACS option); keep it only in VMs")], ""
+    if any(b.denied for b in pcie.bridges) and not any(b.acs_ctl is not None for b in pcie.bridges):
+        return [], "PCIe ACS not readable (lspci needs root)"
+    return [], f"PCIe ACS off on {len(switch)} switch port(s)" if switch else "no PCIe switch ports"
 
 
 def _hca_names(spec: str) -> list[str]:

@@ -14,16 +14,18 @@ MIN_NOFILE = 65536
 VERSIONED = ("sglang", "torch", "transformers", "nvidia-nccl-cu12", "nvidia-nccl-cu13")
 
 
-def check_runtime_env(host: str, env: RuntimeEnv, kind: str, memlock_unlimited: bool,
+def check_runtime_env(host: str, env: RuntimeEnv, limits_in_spec: bool, memlock_unlimited: bool,
                       host_infiniband: bool) -> tuple[list[Problem], str]:
-    """``kind``: "unit" (the venv python was run directly: memlock/nofile are the unit's, set by
-    LimitMEMLOCK/LimitNOFILE, so only /dev/shm and versions are judged) or "container"."""
-    where = "in the container spec" if kind == "container" else "for the venv runtime"
+    """``limits_in_spec`` (``Runtime.limits_in_spec``): the python ran with the server's own
+    limits and devices (the container spec), so memlock, nofile and /dev/infiniband are judged;
+    otherwise (the venv python run directly: memlock/nofile are the unit's, set by
+    LimitMEMLOCK/LimitNOFILE) only /dev/shm and versions are."""
+    where = "in the container spec" if limits_in_spec else "for the venv runtime"
     if not env.ok:
         return [Problem(host, f"could not run the runtime's python {where}: {env.error}",
                         "run the SGLang runtime step (glm5cluster up), or check the image/venv")], ""
     out = []
-    if kind == "container":
+    if limits_in_spec:
         if memlock_unlimited and env.memlock != -1:
             out.append(Problem(host, f"memlock is {env.memlock >> 10} KiB {where}, not unlimited",
                                "RDMA needs it: allow --ulimit memlock=-1 (CAP_SYS_RESOURCE for docker)"))
@@ -32,12 +34,13 @@ def check_runtime_env(host: str, env: RuntimeEnv, kind: str, memlock_unlimited: 
                                "raise docker's default-ulimits nofile (daemon.json) or the host's limit"))
         if host_infiniband and not env.dev_infiniband:
             out.append(Problem(host, f"/dev/infiniband is not visible {where}: NCCL falls back to TCP sockets",
-                               "the docker runtime passes no RDMA devices: use the venv runtime on RDMA hosts"))
+                               "the container gets --device /dev/infiniband where the host has it: check the "
+                               "image's runtime (docker run --device) and the RDMA modules (ib_uverbs)"))
     if 0 <= env.shm_bytes < MIN_SHM:
         out.append(Problem(host, f"/dev/shm is {env.shm_bytes >> 20} MiB {where} (NCCL needs >= 1 GiB)",
                            "raise serving.shm_size (docker) or the host's /dev/shm tmpfs (venv)"))
     lim = "unlimited" if env.memlock == -1 else f"{env.memlock >> 10} KiB"
-    note = (f"memlock {lim}, nofile {env.nofile}, " if kind == "container" else "") + \
+    note = (f"memlock {lim}, nofile {env.nofile}, " if limits_in_spec else "") + \
         f"/dev/shm {env.shm_bytes >> 20} MiB; " + \
         ", ".join(f"{k.removeprefix('nvidia-')} {v}" for k, v in sorted(env.versions.items()))
     return out, note

@@ -1,66 +1,28 @@
-"""The router: the real ``sglang-router`` in its own venv on the router host, run as the systemd
-unit ``glm5-<cluster>-router.service`` (whatever ``serving.runtime`` is: it is one light
-process), started with no workers; replicas join through its ``/workers`` API only once they
-serve (``engine/procedures/router.py``).
-
-Launch options are the 0.3.2 wheel's (``sglang_router/router_args.py``, ``launch_router
---help``): ``--host``, ``--port``, ``--policy``, ``--health-check-interval-secs`` (default 60),
-``--health-failure-threshold`` (default 3), ``--log-level``; the log is ANSI-coloured unless
-``NO_COLOR`` is set.
+"""The router's tasks: its venv (``router.venv``) and its service (``router.unit``), the real
+``sglang-router`` on the router host as a service of the runtime seam (``runtime/router.py``:
+a systemd unit whatever ``serving.runtime`` is), started with no workers; replicas join
+through its ``/workers`` API only once they serve (``engine/procedures/router.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from glm5cluster.commands import Command, CommandResult, Secret, Shell, Upload
+from glm5cluster.commands import Command, CommandResult, Secret, Shell
 from glm5cluster.facts.base import Fact
+from glm5cluster.facts.rank_state import RankState
 from glm5cluster.facts.router import ROUTER_PY
-from glm5cluster.model.inventory import Inventory, RouterSpec
-from glm5cluster.render import systemd_command_line
+from glm5cluster.model.inventory import RouterSpec
+from glm5cluster.runtime.facts import ServiceStateFact
+from glm5cluster.runtime.router import STOP_GRACE_S, router_runtime, router_service
 from glm5cluster.tasks.base import Change, HostContext, NoOp, Outcome, Params, Skip, Task
 from glm5cluster.tasks.weights import pip_index_args
 
-UNIT_DIR = "/etc/systemd/system"
-STOP_GRACE_S = 30  # the router's own --shutdown-grace-period-secs default is 180
-
-
-def router_stem(cluster: str) -> str:
-    """``glm5-<cluster>-router``: the runtime seam's name for the router's service."""
-    return f"glm5-{cluster}-router"
-
-
-def router_unit(cluster: str) -> str:
-    return f"{router_stem(cluster)}.service"
-
-
-def router_argv(inv: Inventory) -> list[str]:
-    spec = inv.replicas.router
-    assert spec is not None
-    return [f"{spec.venv_path}/bin/python", "-m", "sglang_router.launch_router",
-            "--host", "0.0.0.0", "--port", str(spec.port), "--policy", spec.policy,
-            "--health-check-interval-secs", str(spec.health_check_interval),
-            "--log-level", "info"]
-
-
-def render_router_unit(inv: Inventory) -> str:
-    spec = inv.replicas.router
-    assert spec is not None
-    return (
-        "[Unit]\n"
-        f"Description=glm5cluster router of cluster {inv.cluster.name} (sglang-router {spec.version})\n"
-        "After=network-online.target\nWants=network-online.target\n\n"
-        "[Service]\nType=exec\nEnvironment=NO_COLOR=1\n"
-        f"ExecStart={systemd_command_line(router_argv(inv))}\n"
-        "Restart=on-failure\nRestartSec=2\n"
-        f"TimeoutStopSec={STOP_GRACE_S}\n\n"
-        "[Install]\nWantedBy=multi-user.target\n"
-    )
+__all__ = ["STOP_GRACE_S", "RouterUnit", "RouterVenv", "api_command", "is_router_host", "router_state_fact"]
 
 
 def spec_of(ctx: HostContext) -> RouterSpec:
@@ -137,64 +99,45 @@ class RouterVenv(Task[RouterParams]):
         return Change(cmds, f"install sglang-router {spec.version} into {spec.venv_path}{was}")
 
 
-# ---- unit -----------------------------------------------------------------------------------
+# ---- the service -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class RouterUnitState:
-    digest: str | None  # sha256 of the unit file on the host (None: no file)
-    active: str  # systemd ActiveState
-
-
-class RouterUnitFact(Fact[RouterUnitState]):
-    name = "router_unit"
-
-    def __init__(self, unit: str) -> None:
-        self.unit = unit
-
-    def command(self) -> Shell:
-        q = shlex.quote(f"{UNIT_DIR}/{self.unit}")
-        u = shlex.quote(self.unit)
-        return Shell.sh(f"(sha256sum {q} 2>/dev/null || echo -) | cut -d' ' -f1; "
-                        f"systemctl show -p ActiveState --value -- {u}", description=f"state of {self.unit}")
-
-    def parse(self, result: CommandResult) -> RouterUnitState:
-        lines = result.stdout.strip().splitlines() + ["", ""]
-        digest = lines[0].strip()
-        return RouterUnitState(None if digest in ("-", "") else digest, lines[1].strip() or "unknown")
+def router_state_fact(ctx: HostContext) -> ServiceStateFact:
+    rt = router_runtime(ctx.inv)
+    svc = router_service(ctx.inv, rt)
+    return ServiceStateFact(rt, rt.target(svc.stem), svc.stamp_path)
 
 
 class RouterUnit(Task[RouterParams]):
-    """The router unit file as rendered, and the unit active (restarted when the file changed:
-    a restart forgets the registered workers, which ``router.register`` adds back)."""
+    """The router's service as the seam installs it, running the current definition (restarted,
+    with the seam's stop-with-grace, when it changed: a restart forgets the registered workers,
+    which ``router.register`` adds back)."""
 
     name = "router.unit"
     Params = RouterParams
 
     def facts(self, params: RouterParams, ctx: HostContext) -> Mapping[str, Fact[Any]]:
         ok, _ = is_router_host(ctx)
-        return {"unit": RouterUnitFact(router_unit(ctx.inv.cluster.name))} if ok else {}
+        return {"service": router_state_fact(ctx)} if ok else {}
 
     def plan(self, params: RouterParams, ctx: HostContext, facts: Mapping[str, Any]) -> Outcome:
         ok, why = is_router_host(ctx)
         if not ok:
             return Skip(why)
-        inv = ctx.inv
-        unit = router_unit(inv.cluster.name)
-        content = render_router_unit(inv)
-        want = hashlib.sha256(content.encode()).hexdigest()
-        st: RouterUnitState = facts["unit"]
-        if st.digest == want and st.active == "active":
-            return NoOp(f"{unit} active, unit unchanged")
-        q = shlex.quote(unit)
-        verb = "restart" if st.digest is not None else "start"
-        cmds: list[Command] = [
-            Upload(f"{UNIT_DIR}/{unit}", content.encode(), 0o644, sudo=True, description=f"write {unit}"),
-            Shell.sh(f"systemctl daemon-reload && systemctl reset-failed -- {q} 2>/dev/null; "
-                     f"systemctl restart -- {q}", sudo=True, timeout=120, description=f"systemctl {verb} {unit}"),
-        ]
-        why_now = ("unit changed" if st.digest not in (None, want) else
-                   "new" if st.digest is None else f"was {st.active}")
-        return Change(cmds, f"{verb} {unit} ({why_now}) on port {spec_of(ctx).port}", diff=content)
+        rt = router_runtime(ctx.inv)
+        svc = router_service(ctx.inv, rt)
+        target = rt.target(svc.stem)
+        installed = rt.install(svc)
+        st: RankState = facts["service"]
+        if st.current(installed.digest):
+            return NoOp(f"{target} {st.state}, unchanged")
+        cmds: list[Command] = list(installed.uploads)
+        if st.exists:
+            cmds.append(Shell.sh(rt.stop_script(target, head=True, drain=STOP_GRACE_S, grace=0), sudo=True,
+                                 timeout=STOP_GRACE_S + 60, description=f"stop {target}"))
+        cmds.append(rt.start(svc, installed))
+        why_now = ("new" if not st.exists else f"was {st.state}" if not st.running else "definition changed")
+        verb = "restart" if st.exists else "start"
+        return Change(cmds, f"{verb} {target} ({why_now}) on port {spec_of(ctx).port}", diff=installed.definition)
 
 
 # ---- the /workers API -------------------------------------------------------------------------
@@ -204,16 +147,3 @@ def api_command(port: int, ops: list[list[Any]], key: str | None, description: s
     body = json.dumps({"port": port, "key": key, "ops": ops})
     stdin: str | Secret = Secret("router_request", body) if key else body
     return Shell.cmd("python3", "-c", ROUTER_PY, stdin=stdin, timeout=timeout, description=description)
-
-
-def stop_router_command(cluster: str, remove: bool) -> Shell:
-    """Stop the router unit; with ``remove`` also delete its unit file."""
-    unit = router_unit(cluster)
-    q = shlex.quote(unit)
-    f = shlex.quote(f"{UNIT_DIR}/{unit}")
-    body = (f"if [ -e {f} ] || systemctl is-active -q -- {q}; then echo present; fi; "
-            f"systemctl stop -- {q} 2>/dev/null; systemctl reset-failed -- {q} 2>/dev/null; ")
-    if remove:
-        body += f"rm -f {f}; systemctl daemon-reload; "
-    body += "true"
-    return Shell.sh(body, sudo=True, timeout=STOP_GRACE_S + 60, description=f"stop {unit}")

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NEVER_JOINED = (ROOT / "tests" / "facts" / "nccl_probe" / "h200x1-peer-never-joins.log").read_text()
 
 
-def setup(respond):  # type: ignore[no-untyped-def]
-    loaded = load_inventory(ROOT / "inventory" / "h200-bf16.yaml")
+def setup(respond, path: Path = ROOT / "inventory" / "h200-bf16.yaml"):  # type: ignore[no-untyped-def]
+    loaded = load_inventory(path)
     inv, nodes = loaded.inventory, list(loaded.nodes)
     topo = plan_topology(inv, nodes)
     conns: dict[str, FakeConnection] = {}
@@ -129,3 +129,37 @@ def test_duplicate_hostname_stops_before_tcp() -> None:
     fab.check(facts({"h200-0": "gpu", "h200-1": "gpu"}))
     assert [p.host for p in fab.problems] == ["h200-1"] and "also the host name of h200-0" in fab.problems[0].message
     assert fab.notes["h200-1"][0] == "NCCL/Gloo interface ens2f0"
+
+
+def test_unpinned_interface_is_taken_from_the_route_not_refused(tmp_path: Path) -> None:
+    """No interface in the inventory and a management NIC first (what NCCL alone would pick): not an error
+    any more, the launch exports the route's interface per node (tasks/node_fabric.py)."""
+    text = (ROOT / "inventory" / "h200-bf16.yaml").read_text()
+    assert text.count("    interface: ens2f0\n") == 2
+    (tmp_path / "inv.yaml").write_text(text.replace("    interface: ens2f0\n", ""))
+    ctx, rep, _ = setup(lambda h, c: CommandResult("", 0, "busy\n" if "listen on" in c.description else "ok\n"),
+                        tmp_path / "inv.yaml")
+    assert rep.ranks[1].node.interface is None
+    f = facts({"h200-0": "a", "h200-1": "b"})
+    mgmt = Interface("eno1", True, 1500, ("198.51.100.21/24",))
+    for h in f:
+        f[h]["ifaces"] = Interfaces((IFACES[h].interfaces[0], mgmt, IFACES[h].interfaces[1]))
+    fab = Fabric(ctx, rep, 1.0)
+    fab.check(f)
+    assert fab.problems == []
+    assert fab.notes["h200-1"][0] == "NCCL/Gloo interface ens2f0 (from the route; set by the launch, not NCCL default eno1)"
+
+
+def test_acs_on_a_switch_port_stops_before_tcp() -> None:
+    from glm5cluster.facts.pcie import Pcie, parse_lspci
+
+    ctx, rep, conns = setup(lambda h, c: CommandResult("", 0, "ok\n"))
+    f = facts({"h200-0": "a", "h200-1": "b"})
+    capture = (ROOT / "tests" / "facts" / "pcie" / "lspci-vvv_amd-matisse-switch-downstream-port_acs-on.txt")
+    f["h200-0"]["pcie"] = Pcie(True, ())
+    f["h200-1"]["pcie"] = Pcie(True, parse_lspci(capture.read_text()))
+    fab = Fabric(ctx, rep, 1.0)
+    fab.check(f)
+    assert [p.host for p in fab.problems] == ["h200-1"] and "PCIe ACS is enabled" in fab.problems[0].message
+    assert "no PCIe switch ports" in fab.notes["h200-0"]
+    assert not any("listen on" in c.description for conn in conns.values() for c in conn.ran)

@@ -108,3 +108,29 @@ def test_probe_real_h200x2_one_node_local_phase() -> None:
         assert p.done and p.ok and len(p.init_s) == 2
         local = p.best("local")
         assert local is not None and local.ranks == 2 and 320 < local.busbw_gbps < 330
+
+
+def test_lspci_acs_on_a_switch_port_is_named() -> None:
+    from glm5cluster.facts.pcie import Pcie, PcieFact, parse_lspci
+    from glm5cluster.tasks.preflight_fabric import check_acs
+
+    on = text("pcie", "lspci-vvv_amd-matisse-switch-downstream-port_acs-on.txt")
+    denied = text("pcie", "lspci-vvv_amd-matisse-switch-port_not-root.txt")
+    bridges = parse_lspci(on + "\n" + denied)
+    assert [(b.address, b.port, b.denied) for b in bridges] == [("03:02.0", "Downstream Port", False),
+                                                                  ("03:05.0", "", True)]
+    assert bridges[0].acs_on == ["SrcValid", "ReqRedir", "CmpltRedir", "UpstreamFwd"]  # ACSCtl, not ACSCap
+    probs, _ = check_acs("gpu-1", Pcie(True, bridges))
+    assert [p.host for p in probs] == ["gpu-1"]
+    assert "PCIe ACS is enabled on 1 PCIe switch port(s) of gpu-1: 03:02.0 (SrcValid+ ReqRedir+ CmpltRedir+ " \
+           "UpstreamFwd+)" in probs[0].message and "setpci -s <port> ECAP_ACS+0x6.w=0000" in probs[0].fix
+    # the same port with ACS turned off (what setpci writes: every control bit clear) passes
+    off = on.replace("ACSCtl:\tSrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+",
+                     "ACSCtl:\tSrcValid- TransBlk- ReqRedir- CmpltRedir- UpstreamFwd-")
+    assert check_acs("gpu-1", Pcie(True, parse_lspci(off))) == ([], "PCIe ACS off on 1 switch port(s)")
+    # not root: nothing readable, said so; no lspci: said so
+    assert check_acs("gpu-1", Pcie(True, parse_lspci(denied)))[1] == "PCIe ACS not readable (lspci needs root)"
+    fact = PcieFact()
+    none = fact.parse(CommandResult("sh", 0, "glm5cluster: no lspci\n", ""))
+    assert not none.available and "no lspci" in check_acs("gpu-1", none)[1]
+    assert fact.command().sudo and "-d ::0604" in (fact.command().script or "")

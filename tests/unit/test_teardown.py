@@ -47,7 +47,7 @@ def test_survey_keeps_only_this_clusters_names() -> None:
     assert fp.config_dir == "/etc/glm5cluster/lab" and not fp.empty
     assert parse_survey("lab", "").empty
     script = survey_script("lab", "/etc/glm5cluster/lab")
-    assert "glm5-lab-*.service" in script and "label=glm5cluster.cluster=lab" in script
+    assert "glm5-lab-*.service" in script and "name=^/?glm5-lab-" in script  # one docker ps, by name
 
 
 class Host:

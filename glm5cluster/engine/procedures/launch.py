@@ -19,17 +19,21 @@ from glm5cluster.commands import CommandResult, Shell, Upload
 from glm5cluster.engine.procedure import ClusterContext, Params
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
+from glm5cluster.facts.base import FactError
+from glm5cluster.facts.batch import FactBatch
 from glm5cluster.facts.rank_state import RankState
 from glm5cluster.model.inventory import Inventory
 from glm5cluster.runtime import by_kind, for_inventory
-from glm5cluster.runtime.rank import RankLaunch, cluster_dir, rank_launch
+from glm5cluster.runtime.rank import NodeFabric, RankLaunch, cluster_dir, rank_launch
 from glm5cluster.runtime.survey import Item, parse_survey, survey_script
+from glm5cluster.tasks import node_fabric as NF
 from glm5cluster.tasks.launch import gang_plan
 from glm5cluster.topology import Replica
 
 DRAIN_S = 300.0  # a head's drain before SIGKILL (the unit's TimeoutStopSec / docker --stop-timeout)
 WORKER_GRACE_S = 10.0  # seconds a non-head rank gets to follow its head, then as long after SIGINT
 _SPLIT = "@@glm5cluster:state-end@@"
+_FABRIC = "@@glm5cluster:fabric-begin@@"
 
 
 class LaunchParams(Params):
@@ -95,15 +99,27 @@ def per_replica(ctx: ClusterContext, replicas: list[Replica], what: str,
     return out
 
 
-def read_rank(ctx: ClusterContext, w: RankLaunch) -> tuple[RankState, tuple[Item, ...]]:
-    """The rank's own service state and the cluster's other services on its host (one command)."""
-    cluster = ctx.inventory.cluster.name
+def read_rank(ctx: ClusterContext, w: RankLaunch,
+              rep: Replica) -> tuple[RankState, tuple[Item, ...], NodeFabric]:
+    """The rank's own service state, the cluster's other services on its host and the node's
+    fabric (the interface to the head, RDMA: ``tasks/node_fabric.py``), in one command."""
+    inv = ctx.inventory
+    cluster = inv.cluster.name
+    node = next(r.node for r in rep.ranks if r.node.name == w.host)
+    batch = FactBatch(NF.fabric_facts(rep.head.node.cluster_address, node.interface, inv.serving.env))
     script = (w.runtime.state_script(w.target, w.service.stamp_path) + f"echo '{_SPLIT}'\n"
-              + survey_script(cluster, cluster_dir(cluster)))
+              + survey_script(cluster, cluster_dir(cluster)) + f"\necho '{_FABRIC}'\n" + (batch.command().script or ""))
     res = ctx.run(w.host, Shell.sh(script, sudo=True, description=f"state of {w.target} and the cluster's services"))
     state_text, _, rest = res.stdout.partition(_SPLIT + "\n")
+    rest, _, fabric_text = rest.partition(_FABRIC + "\n")
     others = parse_survey(cluster, rest).others(w.runtime.kind, w.target)
-    return w.runtime.parse_state(w.target, state_text), others
+    try:
+        facts = batch.parse(CommandResult(res.command, 0, fabric_text, res.stderr))
+        fabric = NF.node_fabric(w.host, rep.head.node.name, rep.head.node.cluster_address, node.interface,
+                                inv.serving.env, facts)
+    except (FactError, ValueError):  # an unreadable fact leaves the launch as the inventory says
+        fabric = NodeFabric()
+    return w.runtime.parse_state(w.target, state_text), others, fabric
 
 
 class Launch:
@@ -134,12 +150,15 @@ class Launch:
         hosts = [w.host for w in wanted]
         observed: dict[str, RankState] = {}
         others: dict[str, tuple[Item, ...]] = {}
+        fabric: dict[str, NodeFabric] = {}
         out: dict[str, StepResult] = {}
         for w in wanted:
             try:
-                observed[w.host], others[w.host] = read_rank(ctx, w)
+                observed[w.host], others[w.host], fabric[w.host] = read_rank(ctx, w, rep)
             except TransportError as e:
                 out[w.host] = StepResult(Status.UNREACHABLE, message=e.message, hint=e.hint)
+        if any(f.env or f.devices for f in fabric.values()):  # the node's interface, GID index, RDMA device
+            wanted = [rank_launch(ctx.inventory, topo, rep, r, key, rt, fabric.get(r.node.name)) for r in rep.ranks]
         if out:
             for h in hosts:
                 out.setdefault(h, StepResult(Status.FAILED, message=f"replica {rep.index}: a rank's host is "
@@ -151,6 +170,8 @@ class Launch:
         summary = plan.summary if plan.action != "noop" else "restart the whole group (asked)"
         if ctx.check:
             return {w.host: StepResult(Status.CHANGED, f"replica {rep.index}: would {summary}") for w in wanted}
+        out_note = self._out_of_router(ctx, rep, [observed[w.host] for w in wanted])
+        summary += out_note
         try:
             self._apply(ctx, wanted, plan.stale)
         except LaunchFailed as e:
@@ -164,6 +185,25 @@ class Launch:
                     tail=r.tail() if r is not None and w.host == e.host else "")
             return out
         return {w.host: StepResult(Status.CHANGED, f"replica {rep.index} rank {w.node_rank}: {summary}") for w in wanted}
+
+    def _out_of_router(self, ctx: ClusterContext, rep: Replica, states: list[RankState]) -> str:
+        """A running group behind the router leaves it before it stops (its circuit breakers
+        would open while it restarts); ``router.register`` adds it back after readiness and the
+        smoke test. A router that is not there (yet) or does not answer changes nothing here."""
+        topo = ctx.topology
+        if topo is None or topo.router is None or not any(st.running for st in states):
+            return ""
+        from glm5cluster.engine.procedures.router import take_out  # router imports this module
+
+        rh = topo.router.node.name
+        ctx.progress(rep.head.node.name, "taking the replica out of the router")
+        try:
+            reply = take_out(ctx.run, ctx.inventory, topo, [rep])
+        except TransportError as e:
+            return f"; the router on {rh} did not answer ({e.message}): not taken out of it"
+        if not reply.ok:
+            return f"; not taken out of the router: {reply.error}"
+        return "; taken out of the router first" if reply.done else ""
 
     # ---- apply ----------------------------------------------------------------------------
     def _apply(self, ctx: ClusterContext, wanted: list[RankLaunch], stale: Mapping[str, tuple[Item, ...]]) -> None:

@@ -48,6 +48,7 @@ from glm5cluster.runtime.facts import InstalledFact, SurveyFact
 from glm5cluster.tasks import agents
 from glm5cluster.tasks import preflight as P
 from glm5cluster.tasks import preflight_spec as S
+from glm5cluster.tasks.node_fabric import RDMA_DEVICE
 from glm5cluster.tasks.preflight_fabric import check_rdma
 from glm5cluster.topology import DP_ATTENTION_ZMQ_PORTS, Replica
 
@@ -111,8 +112,10 @@ class _Replica:
         elif "nccl" in checks or "spec" in checks:  # GID index, NIC threshold, /dev/infiniband
             facts["rdma"] = RdmaFact()
         if "spec" in checks:
-            facts["renv"] = RuntimeEnvFact([*preflight_nccl.runtime_python(self.inv, self.rep), "-c",
-                                            agents.source("runtime_env")])
+            code = ["-c", agents.source("runtime_env")]
+            facts["renv"] = RuntimeEnvFact([*preflight_nccl.runtime_python(self.inv, self.rep), *code],
+                                           [*preflight_nccl.runtime_python(self.inv, self.rep, devices=(RDMA_DEVICE,)),
+                                            *code])
             if self.rep.deployment.gpu.vendor == "nvidia":
                 facts["apps"] = ComputeAppsFact()
             if self.rep.deployment.gpu.nvswitch_fabric_manager and self.rep.head.node.gpu_count == 8:
@@ -201,7 +204,7 @@ class _Replica:
         running = any(i.running for h in self.hosts for i in facts[h]["ours"].items)
         for h in self.hosts:
             f = facts[h]
-            probs, note = S.check_runtime_env(h, f["renv"], self.runtime.kind, self.inv.serving.memlock_unlimited,
+            probs, note = S.check_runtime_env(h, f["renv"], self.runtime.limits_in_spec, self.inv.serving.memlock_unlimited,
                                               f["rdma"].dev_infiniband)
             self.problems += probs
             self.notes[h].append(note)

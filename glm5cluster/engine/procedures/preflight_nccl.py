@@ -22,6 +22,7 @@ from glm5cluster.render import node_env
 from glm5cluster.runtime import for_inventory
 from glm5cluster.tasks import agents
 from glm5cluster.tasks import preflight_fabric as F
+from glm5cluster.tasks.node_fabric import RDMA_DEVICE
 from glm5cluster.topology import RankAssignment, Replica
 
 PROBE_PATH = "/var/lib/glm5cluster/nccl_probe.py"
@@ -35,39 +36,25 @@ def master(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def probe_argv(inv: Inventory, rep: Replica, rank: RankAssignment, env: Mapping[str, str]) -> list[str]:
+def probe_argv(inv: Inventory, rep: Replica, rank: RankAssignment, env: Mapping[str, str],
+               devices: tuple[str, ...] = ()) -> list[str]:
     """The probe's command on one node, inside the runtime the server will use."""
     p = inv.preflight
     args = ["--master", master(rep.head.node.cluster_address, probe_port(inv)), "--nnodes", str(rep.nnodes),
             "--node-rank", str(rank.node_rank), "--gpus", str(rank.node.gpu_count), "--sizes", p.nccl_sizes,
             "--timeout", f"{p.nccl_timeout:g}"]
-    rt = for_inventory(inv)
-    if rt.kind == "unit":
-        return ["env", *(f"{k}={v}" for k, v in env.items()), rt.python, PROBE_PATH, *args]
-    return [*runtime_python(inv, rep, env, (f"{PROBE_PATH}:{PROBE_PATH}:ro",)), PROBE_PATH, *args]
+    return [*runtime_python(inv, rep, env, (f"{PROBE_PATH}:{PROBE_PATH}:ro",), devices), PROBE_PATH, *args]
 
 
 def runtime_python(inv: Inventory, rep: Replica, env: Mapping[str, str] | None = None,
-                   mounts: tuple[str, ...] = ()) -> list[str]:
+                   mounts: tuple[str, ...] = (), devices: tuple[str, ...] = ()) -> list[str]:
     """argv of the python that will run SGLang: the venv's, or the server's image run once with
-    the server's device, network, IPC, shm and ulimit flags (``runtime/container.py`` run_argv)."""
-    rt = for_inventory(inv)
-    if rt.kind == "unit":
-        return [rt.python]
-    s = inv.serving
-    argv = ["docker", "run", "--rm", "--network", "host", "--ipc", "host", "--shm-size", s.shm_size]
-    if rep.deployment.gpu.vendor == "nvidia":
-        argv += ["--gpus", "all"]
-    else:
-        argv += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
-    if s.memlock_unlimited:
-        argv += ["--ulimit", "memlock=-1"]
-    argv += ["--ulimit", "stack=67108864"]
-    for m in mounts:
-        argv += ["-v", m]
-    for k, v in (env or {}).items():
-        argv += ["-e", f"{k}={v}"]
-    return [*argv, "--entrypoint", rt.python, rt.image(rep.deployment.gpu) or ""]
+    the server's device, network, IPC, shm and ulimit flags (``runtime/container.py`` run_argv;
+    ``devices``: /dev/infiniband on an RDMA node, as the launch passes it)."""
+    rt, s = for_inventory(inv), inv.serving
+    gpu = rep.deployment.gpu
+    return rt.python_as_service(rt.image(gpu), gpus=gpu.vendor, shm_size=s.shm_size,
+                                memlock_unlimited=s.memlock_unlimited, env=env, mounts=mounts, devices=devices)
 
 
 def thresholds(inv: Inventory, rep: Replica, nics: Mapping[str, tuple[int, int]]) -> tuple[float | None, float | None]:
@@ -104,7 +91,8 @@ def run_gate(ctx: ClusterContext, rep: Replica, extra_env: Mapping[str, Mapping[
         if not put.ok:
             raise RuntimeError(f"could not upload the NCCL probe: {put.tail(2)}")
         env = {**node_env(inv, rank), **extra_env.get(host, {})}
-        argv = probe_argv(inv, rep, rank, env)
+        rdma = nics.get(host, (0, 0))[0] > 0  # active HCAs: the container gets them, as at launch
+        argv = probe_argv(inv, rep, rank, env, (RDMA_DEVICE,) if rdma else ())
         res = ctx.run(host, Shell.sh(shlex.join(argv) + " 2>&1", sudo=True, timeout=margin,
                                      description=f"NCCL probe, node {rank.node_rank}"))
         return parse_probe(res.stdout)

@@ -1,12 +1,14 @@
 """Preflight's ``fabric`` check of one replica (called by the ``preflight`` procedure).
 
 - the interface each node routes on to the head's cluster address (``ip route get``), against a
-  pinned interface and against the one NCCL would pick on its own;
+  pinned interface (unpinned, the launch exports the route's interface per node:
+  ``tasks/node_fabric.py``);
 - host names unique, MTU equal on that interface;
 - TCP both ways between every pair of nodes on the dist-init port and on a high port in NCCL's
   range (a short-lived listener on each node in turn, a connect with a timeout from the others);
 - every rank's rendered server argv identical except --node-rank;
-- RDMA: ports ACTIVE, link layer, RoCE v2 GID index, NCCL_IB_HCA naming real devices.
+- RDMA: ports ACTIVE, link layer, RoCE v2 GID index, NCCL_IB_HCA naming real devices;
+- PCIe ACS off on the PCIe switch ports (``lspci -vvv``).
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ from glm5cluster.commands import Shell
 from glm5cluster.engine.procedure import ClusterContext
 from glm5cluster.facts.base import Fact
 from glm5cluster.facts.network import HostnameFact, Interfaces, InterfacesFact, RouteFact
+from glm5cluster.facts.pcie import PcieFact
 from glm5cluster.facts.rdma import RdmaFact
 from glm5cluster.sglang.args import build_args
 from glm5cluster.tasks import agents
 from glm5cluster.tasks import preflight_fabric as F
+from glm5cluster.tasks.node_fabric import wants_interface
 from glm5cluster.tasks.preflight import Problem
 from glm5cluster.topology import Replica
 
 
 def fabric_facts(head_address: str) -> dict[str, Fact[Any]]:
     return {"ifaces": InterfacesFact(), "route": RouteFact(head_address), "hostname": HostnameFact(),
-            "rdma": RdmaFact()}
+            "rdma": RdmaFact(), "pcie": PcieFact()}
 
 
 def nccl_default_interface(ifaces: Interfaces) -> str | None:
@@ -74,21 +78,25 @@ class Fabric:
             own = f["ifaces"].with_address(node.cluster_address)
             probs += F.check_route_subnet(h, self.head, head_addr, f["route"], f["ifaces"],
                                           own.name if own else None)
-            if not probs and node.interface is None and dev is not None and self.rep.nnodes > 1:
+            found = ""
+            if not probs and wants_interface(node.interface, self.inv.serving.env) and dev and dev != "lo":
+                # unpinned: the launch sets the route's interface per node (tasks/node_fabric.py)
                 default = nccl_default_interface(f["ifaces"])
-                if default != dev:
-                    probs.append(Problem(h, f"NCCL/Gloo would pick {default} on their own, but {h} reaches the "
-                                         f"head over {dev}", f"set hosts[{h}].interface (or cluster.interface) "
-                                         f"to {dev}: it becomes NCCL_SOCKET_IFNAME/GLOO_SOCKET_IFNAME"))
+                other = f", not NCCL default {default}" if default and default != dev else ""
+                found = f" (from the route; set by the launch{other})"
             self.problems += probs
             chosen[h] = dev
             if dev:
-                self.notes[h].append(f"NCCL/Gloo interface {dev}")
+                self.notes[h].append(f"NCCL/Gloo interface {dev}{found}")
             rd = F.check_rdma(h, f["rdma"], self.inv.serving.env)
             self.problems += rd.problems
             self.nics[h] = (rd.nics, rd.rate_gbit)
             self.env[h].update(rd.env)
             self.notes[h].append(rd.summary)
+            if "pcie" in f:
+                acs, note = F.check_acs(h, f["pcie"])
+                self.problems += acs
+                self.notes[h].append(note)
         self.problems += F.check_hostnames({h: facts[h]["hostname"] for h in self.hosts})
         mtus: dict[str, int | None] = {}
         for h, dev in chosen.items():

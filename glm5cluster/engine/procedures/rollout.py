@@ -34,7 +34,7 @@ from glm5cluster.engine.procedures.launch import DRAIN_S, WORKER_GRACE_S, api_ke
 from glm5cluster.engine.report import RunReport, Status
 from glm5cluster.errors import GlmError
 from glm5cluster.facts.serving import WeightsStampFact
-from glm5cluster.model.inventory import Inventory, Runtime
+from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.loader import LoadedInventory, load_inventory
 from glm5cluster.model.nodes import resolve_nodes
 from glm5cluster.runtime import for_inventory
@@ -123,9 +123,9 @@ def observe(run: Run, inv: Inventory, topo: Topology, rep: Replica, in_router: b
         elif st.digest != w.digest:
             reasons.append(f"{where}: launch config changed (flags, environment or image)")
     head = rep.head.node.name
-    if inv.serving.runtime is Runtime.VENV:
-        installed = InstalledFact(for_inventory(inv), None)
-        have = installed.parse(run(head, installed.command()))
+    rt = for_inventory(inv)
+    if script := rt.sglang_version_script():  # "": the runtime's version is its image's (above)
+        have = InstalledFact.parse_text(run(head, Shell.sh(script, sudo=True, description="installed SGLang")).stdout)
         if have != inv.serving.sglang_version:
             reasons.append(f"SGLang {have or 'none'} installed on {head}, {inv.serving.sglang_version} wanted")
     if inv.model.pinned:

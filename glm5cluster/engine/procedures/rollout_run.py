@@ -23,7 +23,7 @@ from glm5cluster.engine.procedures.rollout import (
     stop_group,
     wanted_ranks,
 )
-from glm5cluster.engine.procedures.router import router_api, router_state
+from glm5cluster.engine.procedures.router import put_in, router_state, take_out
 from glm5cluster.engine.runlog import RunLog
 from glm5cluster.engine.runner import RunOptions, run_playbook
 from glm5cluster.errors import GlmError, InputError, TransportError
@@ -115,11 +115,10 @@ def roll_group(rep: Replica, loaded: LoadedInventory, topo: Topology, pool: Conn
     i = rep.index
     if topo.router is not None:
         prog.set(i, "out of the router (deregistering)")
-        reply = router_api(run, inv, topo, [["remove", [rep.endpoint], 30]], f"deregister replica {i}", 60)
+        reply = take_out(run, inv, topo, [rep])
         if not reply.ok:
             raise GlmError(f"replica {i}: taking it out of the router failed: {reply.error}")
         prog.set(i, "out of the router")
-        time.sleep(1.0)  # requests the router dispatched just before the DELETE reach node 0
     echo(f"replica {i}: out of the router; draining node 0 (up to {opts.drain_timeout:.0f}s)")
     drained = drain_head(run, inv, rep, opts.drain_timeout)
     echo(f"replica {i}: {drained}; stopping the group (node 0 first)")
@@ -136,9 +135,7 @@ def roll_group(rep: Replica, loaded: LoadedInventory, topo: Topology, pool: Conn
                             "back to the inventory last applied, or fix the cause and re-run `glm5cluster rollout INV`")
     if topo.router is not None:
         prog.set(i, "serving, registering with the router")
-        reply = router_api(run, inv, topo, [["live", 30], ["add", [rep.endpoint]],
-                                            ["healthy", [rep.endpoint], opts.register_timeout]],
-                           f"register replica {i}", opts.register_timeout + 60)
+        reply = put_in(run, inv, topo, [rep], opts.register_timeout)
         if not reply.ok:
             prog.set(i, "serving but out of the router")
             raise GlmError(f"replica {i} serves but the router does not take it: {reply.error}",

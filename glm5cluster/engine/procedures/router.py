@@ -25,14 +25,46 @@ from glm5cluster.engine.procedures.launch import api_key_of
 from glm5cluster.engine.procedures.smoke import verdict
 from glm5cluster.engine.report import Status, StepResult
 from glm5cluster.errors import TransportError
+from glm5cluster.facts.rank_state import RankState
 from glm5cluster.facts.router import RouterReply, RouterState, parse_reply
 from glm5cluster.model.inventory import Inventory
+from glm5cluster.runtime.router import STOP_GRACE_S, router_runtime, router_service
 from glm5cluster.sglang.args import served_model_name
 from glm5cluster.tasks import agents
-from glm5cluster.tasks.router import api_command, router_unit, stop_router_command
-from glm5cluster.topology import Topology
+from glm5cluster.tasks.router import api_command
+from glm5cluster.topology import Replica, Topology
 
 Runner = Callable[[str, Shell], CommandResult]
+
+
+def router_target(inventory: Inventory) -> str:
+    """The router's unit (or container) name, as its runtime calls it."""
+    return router_runtime(inventory).target(router_service(inventory).stem)
+
+
+def router_log_hint(inventory: Inventory, host: str) -> str:
+    """Where to read the router's log: the seam's command, or ``glm5cluster logs --router``."""
+    rt = router_runtime(inventory)
+    return f"`{rt.log_script(router_target(inventory), lines=50, since=None, follow=False)}` on {host}"
+
+
+def service_state(run: Runner, inventory: Inventory, host: str) -> RankState:
+    """The router's service, read by its runtime's one state probe."""
+    rt = router_runtime(inventory)
+    svc = router_service(inventory, rt)
+    target = rt.target(svc.stem)
+    res = run(host, Shell.sh(rt.state_script(target, svc.stamp_path), sudo=True, description=f"state of {target}"))
+    return rt.parse_state(target, res.stdout)
+
+
+def remove_router(run: Runner, inventory: Inventory, host: str) -> tuple[bool, str, CommandResult | None]:
+    """Stop the router with the seam's stop-with-grace and remove it: (was there, target, result)."""
+    rt = router_runtime(inventory)
+    target = router_target(inventory)
+    if not service_state(run, inventory, host).exists:
+        return False, target, None
+    script = rt.stop_script(target, head=True, drain=STOP_GRACE_S, grace=0) + rt.remove_script([target])
+    return True, target, run(host, Shell.sh(script, sudo=True, timeout=STOP_GRACE_S + 90, description=f"stop {target}"))
 
 
 def router_api(run: Runner, inventory: Inventory, topology: Topology, ops: list[list[object]],
@@ -42,6 +74,31 @@ def router_api(run: Runner, inventory: Inventory, topology: Topology, ops: list[
     key, _ = api_key_of(inventory, os.environ)
     cmd = api_command(topology.router.port, ops, key, what, timeout + 60)
     return parse_reply(run(topology.router.node.name, cmd))
+
+
+IN_FLIGHT_S = 1.0  # requests the router dispatched just before a DELETE reach node 0 within this
+
+
+def take_out(run: Runner, inventory: Inventory, topology: Topology, replicas: list[Replica]) -> RouterReply:
+    """Replicas out of the router (``DELETE /workers/{id}``) before their group stops: the router
+    never sends them requests while they restart, so its circuit breakers stay closed (rollout,
+    and ``launch`` when ``up`` restarts a group). ``router.register`` (or rollout) adds them back
+    once they passed readiness and the smoke test."""
+    urls = [rep.endpoint for rep in replicas]
+    reply = router_api(run, inventory, topology, [["remove", urls, 30]],
+                       "take " + ", ".join(f"replica {rep.index}" for rep in replicas) + " out of the router", 60)
+    if reply.ok and reply.done:
+        time.sleep(IN_FLIGHT_S)
+    return reply
+
+
+def put_in(run: Runner, inventory: Inventory, topology: Topology, replicas: list[Replica],
+           timeout: float) -> RouterReply:
+    """Replicas (back) into the router, and healthy there within ``timeout`` seconds."""
+    urls = [rep.endpoint for rep in replicas]
+    return router_api(run, inventory, topology, [["live", 30], ["add", urls], ["healthy", urls, timeout]],
+                      "register " + ", ".join(f"replica {rep.index}" for rep in replicas) + " with the router",
+                      timeout + 60)
 
 
 def router_state(run: Runner, inventory: Inventory, topology: Topology) -> RouterState:
@@ -124,7 +181,7 @@ class RouterRegister:
             return results
         if not reply.ok:
             results[rh] = StepResult(Status.FAILED, message=f"router {topo.router.url}: {reply.error}",
-                                     hint=f"journalctl -u {router_unit(ctx.inventory.cluster.name)} on {rh}; "
+                                     hint=f"the router's log: {router_log_hint(ctx.inventory, rh)}; "
                                           "the router must reach each node 0's /health")
             return results
         ok, msg = smoke_through(ctx.run, ctx.inventory, topo, params.request_timeout)
@@ -135,7 +192,7 @@ class RouterRegister:
             ok, msg = smoke_through(ctx.run, ctx.inventory, topo, params.request_timeout)
         if not ok:
             results[rh] = StepResult(Status.FAILED, message=f"router {topo.router.url}: {msg}",
-                                     hint=f"glm5cluster status INV; journalctl -u {router_unit(ctx.inventory.cluster.name)}")
+                                     hint=f"glm5cluster status INV; the router's log: {router_log_hint(ctx.inventory, rh)}")
             return results
         changed = bool(missing or stale)
         summary = (f"{len(want)} replica(s) healthy in the router, smoke test passed through it"
@@ -165,7 +222,7 @@ class RouterDown:
         chosen = [r for r in topo.replicas if params.replicas is None or r.index in params.replicas]
         urls = [r.endpoint for r in chosen]
         remove = params.replicas is None and not params.keep_router
-        unit = router_unit(ctx.inventory.cluster.name)
+        unit = router_target(ctx.inventory)
         try:
             st = router_state(ctx.run, ctx.inventory, topo)
             listed = [u for u in urls if st.worker(u) is not None]
@@ -184,10 +241,10 @@ class RouterDown:
                     return {**results, rh: StepResult(Status.FAILED, message=f"router {topo.router.url}: {reply.error}")}
                 done.append(f"deregistered {', '.join(listed)}")
             if remove:
-                res = ctx.run(rh, stop_router_command(ctx.inventory.cluster.name, remove=True))
-                if not res.ok:
+                present, _, res = remove_router(ctx.run, ctx.inventory, rh)
+                if res is not None and not res.ok:
                     return {**results, rh: StepResult(Status.FAILED, message=f"stopping {unit} failed", tail=res.tail())}
-                if "present" in res.stdout:
+                if present:
                     done.append(f"stopped and removed {unit}")
         except TransportError as e:
             return {**results, rh: StepResult(Status.UNREACHABLE, message=e.message, hint=e.hint)}
@@ -200,7 +257,7 @@ class RouterStatus:
     host: str
     url: str
     unit: str
-    unit_state: str  # systemd ActiveState, or why it could not be read
+    unit_state: str  # the service's state (``RankState.state``), or why it could not be read
     state: RouterState
     missing: tuple[int, ...]  # replicas the router does not hold
     unhealthy: tuple[int, ...]  # replicas the router holds but reports unhealthy
@@ -222,14 +279,12 @@ class RouterStatus:
 
 
 def router_status(run: Runner, inventory: Inventory, topology: Topology) -> RouterStatus:
-    """The router's unit state, /readiness and workers, matched against the replicas."""
+    """The router's service state, /readiness and workers, matched against the replicas."""
     assert topology.router is not None
-    unit = router_unit(inventory.cluster.name)
+    unit = router_target(inventory)
     host = topology.router.node.name
     try:
-        res = run(host, Shell.cmd("systemctl", "show", "-p", "ActiveState", "--value", "--", unit,
-                                  description=f"state of {unit}"))
-        unit_state = res.stdout.strip() or "unknown"
+        unit_state = service_state(run, inventory, host).state
         st = router_state(run, inventory, topology)
     except TransportError as e:
         unit_state, st = "unreachable", RouterState(False, None, "", (), e.message)

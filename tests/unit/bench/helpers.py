@@ -10,6 +10,7 @@ from glm5cluster.bench.records import BenchRun, HardwareRow, Suite, SuiteRun
 from glm5cluster.commands import CommandResult, Shell, Upload
 
 CAPTURES = Path(__file__).resolve().parents[2] / "facts" / "bench"
+WORKDIR = "/tmp/glm5cluster-bench.Ab12Cd34"  # what the scripted node's mktemp -d makes
 ALL_MODULES = ("sglang.bench_serving", "sglang.test.few_shot_gsm8k", "sglang.test.run_eval",
                "sglang.test.sgl_eval_utils", "sgl_eval")
 
@@ -32,6 +33,8 @@ class FakeNode:
         line = cmd.command_line()
         if "find_spec" in line:
             return CommandResult(line, 0, self.probe)
+        if line.startswith("mktemp -d"):
+            return CommandResult(line, 0, WORKDIR + "\n")
         for module, out in self.outputs.items():
             if module in line:
                 return CommandResult(line, 0, out)

@@ -83,6 +83,23 @@ def test_missing_and_malformed_data_path(inv: Path, tmp_path: Path, capsys: Any)
     assert "has 1 questions, --num-questions asks for 200" in capsys.readouterr().err
 
 
+def test_missing_and_malformed_mmlu_data_path(inv: Path, tmp_path: Path, capsys: Any) -> None:
+    good = '{"problem": "2+2?\\n\\nA) 3\\nB) 4\\nC) 5\\nD) 6", "expected_answer": "B"}\n'
+    assert main(["bench", str(inv), "--suite", "mmlu", "--mmlu-data-path", str(tmp_path / "nope.jsonl")]) == 2
+    assert "MMLU data: no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good + '{"problem": "q", "expected_answer": "E"}\n')
+    assert main(["bench", str(inv), "--suite", "mmlu", "--mmlu-data-path", str(bad)]) == 2
+    assert f"{bad}:2: needs a string problem and an expected_answer A-D" in capsys.readouterr().err
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_text(good + "{not json\n")
+    assert main(["bench", str(inv), "--suite", "mmlu", "--mmlu-data-path", str(garbled)]) == 2
+    assert f"{garbled}:2: not a JSON object" in capsys.readouterr().err
+    assert main(["bench", str(inv), "--suite", "mmlu", "--num-questions", "5", "--mmlu-data-path", str(bad)]) == 2
+    assert main(["bench", str(inv), "--suite", "latency", "--mmlu-data-path", str(bad)]) == 2
+    assert "add mmlu to --suite" in capsys.readouterr().err
+
+
 def test_replica_not_serving_is_named(inv: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     wire(monkeypatch, FakeNode(outputs=all_outputs()), Verdict.BROKEN)
     assert main(["bench", str(inv)]) == 1

@@ -3,6 +3,7 @@ clients named with the version, data files staged, results parsed and compared."
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,11 @@ from glm5cluster.bench.history import History
 from glm5cluster.bench.records import ALL_SUITES, Suite
 from glm5cluster.bench.runner import BenchRequest, config_digest, hardware_row, run_bench
 from glm5cluster.bench.suites import SuiteParams
-from glm5cluster.commands import Secret
+from glm5cluster.commands import CommandResult, Secret
 from glm5cluster.errors import GlmError
 from tests.unit.conftest import make_inventory, plan
 
-from .helpers import ALL_MODULES, FakeNode, all_outputs, capture, probe_output
+from .helpers import ALL_MODULES, WORKDIR, FakeNode, all_outputs, capture, probe_output
 
 KEY = "sk-very-secret"
 
@@ -52,7 +53,7 @@ def test_all_four_suites_venv_runtime() -> None:
 def test_api_key_only_on_stdin_and_run_eval_for_gsm8k() -> None:
     node = FakeNode(outputs=all_outputs())
     r = run(node, BenchRequest((Suite.LATENCY, Suite.GSM8K)), api_key=KEY)
-    clients = [c for c in node.ran if "find_spec" not in c.command_line()]
+    clients = [c for c in node.ran if "sglang." in c.command_line() and "find_spec" not in c.command_line()]
     for c in clients:
         assert KEY not in c.command_line() and KEY not in c.display()
         assert isinstance(c.stdin, Secret) and c.stdin.value == KEY + "\n"
@@ -65,7 +66,7 @@ def test_docker_runtime_execs_into_the_container_with_the_key_by_name() -> None:
     node = FakeNode(outputs=all_outputs())
     r = run(node, BenchRequest((Suite.LATENCY,)), api_key=KEY, serving={"runtime": "docker"})
     assert r.results[0].command.startswith(
-        "docker exec -w /tmp -e OPENAI_API_KEY glm5-t-r0 python3 -m sglang.bench_serving")
+        f"docker exec -w {WORKDIR} -e OPENAI_API_KEY glm5-t-r0 python3 -m sglang.bench_serving")
     assert KEY not in r.results[0].command
 
 
@@ -87,14 +88,53 @@ def test_failed_client_is_a_failed_suite_with_its_last_lines() -> None:
 def test_data_file_is_staged_and_passed() -> None:
     node = FakeNode(outputs=all_outputs())
     r = run(node, BenchRequest((Suite.GSM8K,), data_files={"gsm8k": b'{"question": "q", "answer": "#### 1"}\n'}))
-    assert [u.dest for u in node.uploads] == ["/tmp/glm5cluster-bench/gsm8k.jsonl"]
-    assert "--data-path /tmp/glm5cluster-bench/gsm8k.jsonl" in r.results[0].command
+    assert [u.dest for u in node.uploads] == [f"{WORKDIR}/gsm8k.jsonl"]
+    assert node.uploads[0].mode == 0o600
+    assert f"--data-path {WORKDIR}/gsm8k.jsonl" in r.results[0].command
 
 
 def test_docker_data_file_is_copied_into_the_container() -> None:
     node = FakeNode(outputs=all_outputs())
     run(node, BenchRequest((Suite.GSM8K,), data_files={"gsm8k": b"x"}), serving={"runtime": "docker"})
-    assert any("docker cp /tmp/glm5cluster-bench/gsm8k.jsonl glm5-t-r0:" in c.command_line() for c in node.ran)
+    lines = [c.command_line() for c in node.ran]
+    assert f"docker exec glm5-t-r0 mkdir -p -m 0700 {WORKDIR} && docker cp {WORKDIR}/. glm5-t-r0:{WORKDIR}" in lines
+    assert lines[-1] == f"docker exec glm5-t-r0 rm -rf {WORKDIR} || true; rm -rf {WORKDIR}"
+
+
+def test_each_run_gets_a_private_directory_removed_afterwards() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.LATENCY, Suite.GSM8K)))
+    lines = [c.command_line() for c in node.ran]
+    made = lines.index("mktemp -d /tmp/glm5cluster-bench.XXXXXXXX")
+    clients = [i for i, line in enumerate(lines) if "exec " in line and "find_spec" not in line]
+    assert made < clients[0] and all(lines[i].startswith(f"cd {WORKDIR} && exec ") for i in clients)
+    assert lines[-1] == f"rm -rf {WORKDIR}" and all(s.ok for s in r.results)
+
+
+def test_directory_is_removed_when_the_run_is_interrupted() -> None:
+    class Interrupted(FakeNode):
+        def run(self, cmd):  # type: ignore[no-untyped-def]
+            if cmd.command_line().startswith("cd ") and "few_shot" in cmd.command_line():
+                self.ran.append(cmd)
+                raise KeyboardInterrupt
+            return super().run(cmd)
+
+    node = Interrupted(outputs=all_outputs())
+    with pytest.raises(KeyboardInterrupt):
+        run(node, BenchRequest((Suite.LATENCY, Suite.GSM8K)))
+    assert node.ran[-1].command_line() == f"rm -rf {WORKDIR}"
+
+
+def test_no_private_directory_is_a_clear_error() -> None:
+    class NoTmp(FakeNode):
+        def run(self, cmd):  # type: ignore[no-untyped-def]
+            if cmd.command_line().startswith("mktemp"):
+                self.ran.append(cmd)
+                return CommandResult(cmd.command_line(), 1, "", "mktemp: failed to create directory: No space left")
+            return super().run(cmd)
+
+    with pytest.raises(GlmError, match="cannot make a private directory under /tmp: mktemp: failed"):
+        run(NoTmp(outputs=all_outputs()), BenchRequest((Suite.LATENCY,)))
 
 
 def test_params_override_the_cookbook() -> None:
@@ -127,3 +167,30 @@ def test_gate_hook_keeps_the_run_and_gates_on_history(tmp_path: Path) -> None:
     second = bench_and_gate(i, plan(i), lambda _h: slow, None, QUICK.request, store)
     assert not second.passed
     assert len(store.load()) == 2 and store.load()[1].gate_passed is False
+
+
+def test_offline_site_serving_clients_skip_the_hub() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.LATENCY,), data_files={"sharegpt": b"[]"}), serving={"runtime": "docker"})
+    script = next(c.command_line() for c in node.ran if "bench_serving --backend" in c.command_line())
+    assert script.startswith("HF_HUB_OFFLINE=1\nexport HF_HUB_OFFLINE\n")
+    assert r.results[0].command.startswith(f"docker exec -w {WORKDIR} -e HF_HUB_OFFLINE glm5-t-r0 python3 -m")
+    assert f"--dataset-path {WORKDIR}/sharegpt.json" in r.results[0].command
+    online = FakeNode(outputs=all_outputs())
+    run(online, BenchRequest((Suite.LATENCY,)))
+    assert not any("HF_HUB_OFFLINE" in c.command_line() for c in online.ran)
+
+
+def test_mmlu_file_is_put_where_sgl_eval_caches_it_and_results_stay_in_the_run_directory() -> None:
+    node = FakeNode(outputs=all_outputs())
+    r = run(node, BenchRequest((Suite.MMLU,), data_files={"mmlu": b'{"problem": "p", "expected_answer": "A"}\n'}))
+    assert [u.dest for u in node.uploads] == [f"{WORKDIR}/mmlu.jsonl"]
+    cmd = shlex.split(r.results[0].command)[-1]  # the python -c code
+    assert f"os.environ['HOME'] = '{WORKDIR}'" in cmd
+    assert f"shutil.copyfile('{WORKDIR}/mmlu.jsonl', os.path.join(c, 'test.jsonl'))" in cmd
+    assert "'test.jsonl.sha256'" in cmd and f"sgl_eval_out_dir='{WORKDIR}'" in cmd
+    assert r.results[0].metrics["accuracy"] == 0.877
+    plain = FakeNode(outputs=all_outputs())
+    r = run(plain, BenchRequest((Suite.MMLU,)))
+    code = shlex.split(r.results[0].command)[-1]
+    assert "HOME" not in code and f"sgl_eval_out_dir='{WORKDIR}'" in code

@@ -149,3 +149,29 @@ def test_amd_tools(tmp_path: Path) -> None:
     h8.boot()
     assert h8.run("rocminfo").stdout.count("gfx950") >= 8
     assert h8.run("rocm-smi").stdout.count("AMD Instinct MI355X") == 8
+
+
+def test_compute_apps_lists_live_holders_for_the_spec_check(tmp_path: Path) -> None:
+    """A busy GPU (preflight's spec check): the knob's processes are listed while they live, in
+    the CSV the toolkit's parser reads; an idle GPU answers nothing, as the real tool does."""
+    from glm5cluster.commands import CommandResult
+    from glm5cluster.facts.runtime_env import parse_compute_apps
+
+    holder = subprocess.Popen(["sleep", "60"])  # noqa: S603,S607
+    try:
+        h = Host(tmp_path, count=2, compute_apps=[{"pid": holder.pid, "name": "python3", "used_mib": 70000, "gpu": 1},
+                                                   {"pid": 2 ** 22 + 7, "name": "gone", "used_mib": 1}])
+        h.boot()
+        argv = ["--query-compute-apps=pid,process_name,used_memory", "--format=csv,noheader,nounits"]
+        out = h.run("nvidia-smi", *argv)
+        assert out.returncode == 0 and out.stdout == f"{holder.pid}, python3, 70000\n"
+        apps = parse_compute_apps(CommandResult("nvidia-smi", 0, out.stdout))
+        assert apps is not None and [(a.pid, a.used_mib) for a in apps] == [(holder.pid, 70000)]
+        hdr = h.run("nvidia-smi", "--query-compute-apps=pid,used_memory,gpu_bus_id", "--format=csv")
+        assert hdr.stdout.splitlines() == ["pid, used_gpu_memory [MiB], gpu_bus_id",
+                                           f"{holder.pid}, 70000 MiB, 00000000:18:00.0"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert h.run("nvidia-smi", *argv).stdout == ""  # the holder is gone: the GPUs are idle
+    assert h.run("nvidia-smi", "--query-compute-apps=pid,bogus", "--format=csv").returncode == 2

@@ -53,6 +53,27 @@ def test_probe_runs_in_the_servers_image_with_its_flags() -> None:
         assert flag in joined, flag
     ep = argv.index("--entrypoint")
     assert argv[ep + 2].startswith("lmsysorg/sglang:") and argv[ep + 3] == PROBE_PATH
+    assert "/dev/infiniband" not in joined
+    rdma = probe_argv(inv, rep, rep.ranks[0], {}, ("/dev/infiniband",))  # an RDMA node, as at launch
+    assert rdma[rdma.index("--device") + 1] == "/dev/infiniband" and rdma.index("--device") < rdma.index("--entrypoint")
+
+
+def test_spec_container_gets_the_rdma_device_where_the_host_has_it() -> None:
+    from glm5cluster.engine.procedures.preflight_nccl import runtime_python
+    from glm5cluster.facts.runtime_env import RuntimeEnvFact
+
+    inv, rep = planned("h200-bf16.yaml", runtime=Runtime.DOCKER)
+    fact = RuntimeEnvFact([*runtime_python(inv, rep), "-c", "pass"],
+                          [*runtime_python(inv, rep, devices=("/dev/infiniband",)), "-c", "pass"])
+    cmd = fact.command()
+    assert cmd.script is not None and cmd.sudo
+    yes, _, no = cmd.script.partition("; else ")
+    assert yes.startswith("if [ -d /dev/infiniband ]; then docker run") and "--device /dev/infiniband" in yes
+    assert "--device /dev/infiniband" not in no
+    venv_inv, venv_rep = planned("h200-bf16.yaml")
+    venv = RuntimeEnvFact([*runtime_python(venv_inv, venv_rep), "-c", "pass"],
+                          [*runtime_python(venv_inv, venv_rep, devices=("/dev/infiniband",)), "-c", "pass"])
+    assert venv.command().script is None  # the venv python sees the host's devices anyway
 
 
 def test_ipv6_master_in_brackets_and_pinned_port() -> None:

@@ -13,21 +13,19 @@ from typing import Any
 import pytest
 
 from glm5cluster.commands import CommandResult, Secret, Shell, Upload
+from glm5cluster.facts.rank_state import RankState
 from glm5cluster.facts.router import ROUTER_PY, parse_reply, parse_state
 from glm5cluster.model.inventory import Inventory
 from glm5cluster.model.nodes import resolve_nodes
+from glm5cluster.runtime.router import router_argv, router_runtime, router_service
 from glm5cluster.tasks.base import Change, HostContext, NoOp, Skip
 from glm5cluster.tasks.router import (
     RouterParams,
     RouterUnit,
-    RouterUnitFact,
-    RouterUnitState,
     RouterVenv,
     RouterVenvState,
     api_command,
-    render_router_unit,
-    router_argv,
-    stop_router_command,
+    router_state_fact,
 )
 from tests.unit.conftest import make_inventory
 from tests.unit.router.fake_router import FakeRouter
@@ -108,15 +106,17 @@ def ctx_for(inv: Inventory, host: str) -> HostContext:
 
 
 def test_router_argv_uses_the_real_cli_options() -> None:
-    argv = router_argv(router_inv(port=8001, policy="round_robin", health_check_interval=2))
+    inv = router_inv(port=8001, policy="round_robin", health_check_interval=2)
+    argv = router_argv(inv, router_runtime(inv).python)
     assert argv == ["/opt/glm5cluster/router-venv/bin/python", "-m", "sglang_router.launch_router", "--host",
                     "0.0.0.0", "--port", "8001", "--policy", "round_robin", "--health-check-interval-secs", "2",
                     "--log-level", "info"]
     # every option is one the 0.3.2 launcher knows (from `launch_router --help`)
     known = {"--host", "--port", "--policy", "--health-check-interval-secs", "--log-level"}
     assert {a for a in argv if a.startswith("--")} <= known
-    unit = render_router_unit(router_inv())
-    assert "Environment=NO_COLOR=1" in unit and 'ExecStart="/opt/glm5cluster/router-venv/bin/python"' in unit
+    unit = router_runtime(router_inv()).install(router_service(router_inv())).definition
+    assert 'Environment="NO_COLOR=1"' in unit and 'ExecStart="/opt/glm5cluster/router-venv/bin/python"' in unit
+    assert "Restart=on-failure" in unit and "Restart=no" not in unit and "TimeoutStopSec=30" in unit
 
 
 def test_venv_task_installs_the_pin_from_the_index_on_the_router_host_only() -> None:
@@ -131,27 +131,31 @@ def test_venv_task_installs_the_pin_from_the_index_on_the_router_host_only() -> 
     assert isinstance(task.plan(RouterParams(), ctx_for(inv, "n2"), {"venv": RouterVenvState(True, "0.3.2")}), NoOp)
 
 
-def test_unit_task_starts_restarts_and_leaves_alone() -> None:
-    import hashlib
+def _state(state: str, digest: str = "") -> RankState:
+    return RankState(state, identity="inv1", digest=digest, target="glm5-t-router.service", kind="unit")
 
+
+def test_unit_task_starts_restarts_and_leaves_alone_through_the_seam() -> None:
     inv = router_inv()
     task = RouterUnit()
-    want = hashlib.sha256(render_router_unit(inv).encode()).hexdigest()
-    new = task.plan(RouterParams(), ctx_for(inv, "n2"), {"unit": RouterUnitState(None, "inactive")})
-    assert isinstance(new, Change) and isinstance(new.commands[0], Upload)
+    want = router_runtime(inv).install(router_service(inv)).digest
+    new = task.plan(RouterParams(), ctx_for(inv, "n2"), {"service": _state("absent")})
+    assert isinstance(new, Change) and isinstance(new.commands[0], Upload) and len(new.commands) == 2
     assert new.commands[0].dest == "/etc/systemd/system/glm5-t-router.service"
-    assert isinstance(task.plan(RouterParams(), ctx_for(inv, "n2"), {"unit": RouterUnitState(want, "active")}), NoOp)
-    changed = task.plan(RouterParams(), ctx_for(inv, "n2"), {"unit": RouterUnitState("0" * 64, "active")})
-    assert isinstance(changed, Change) and "unit changed" in changed.summary
-    dead = task.plan(RouterParams(), ctx_for(inv, "n2"), {"unit": RouterUnitState(want, "failed")})
+    start = new.commands[1]
+    # the seam's start stamps the invocation in the unit's drop-in directory (removed with the unit)
+    assert isinstance(start, Shell) and start.script is not None
+    assert "/etc/systemd/system/glm5-t-router.service.d/glm5cluster.launched" in start.script
+    assert isinstance(task.plan(RouterParams(), ctx_for(inv, "n2"), {"service": _state("active", want)}), NoOp)
+    changed = task.plan(RouterParams(), ctx_for(inv, "n2"), {"service": _state("active", "0" * 32)})
+    assert isinstance(changed, Change) and "definition changed" in changed.summary
+    stop = changed.commands[1]  # the seam's one stop-with-grace before the new start
+    assert isinstance(stop, Shell) and stop.script is not None and "_term 30" in stop.script
+    dead = task.plan(RouterParams(), ctx_for(inv, "n2"), {"service": _state("failed", want)})
     assert isinstance(dead, Change) and "was failed" in dead.summary
-    fact = RouterUnitFact("glm5-t-router.service")
-    assert fact.parse(CommandResult("x", 0, "-\ninactive\n")) == RouterUnitState(None, "inactive")
-
-
-def test_stop_command_quotes_and_reports_presence() -> None:
-    cmd = stop_router_command("t", remove=True)
-    assert cmd.script is not None and "echo present" in cmd.script and "rm -f /etc/systemd/system/glm5-t-router.service" in cmd.script
+    assert task.facts(RouterParams(), ctx_for(inv, "n0")) == {}
+    fact = router_state_fact(ctx_for(inv, "n2"))
+    assert fact.target == "glm5-t-router.service" and fact.stamp.endswith("glm5-t-router.service.d/glm5cluster.launched")
 
 
 def test_script_is_plain_python3() -> None:

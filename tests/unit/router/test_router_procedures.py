@@ -57,10 +57,15 @@ class RouterHost:
             stdin = cmd.stdin.value if isinstance(cmd.stdin, Secret) else cmd.stdin
             p = subprocess.run([sys.executable, *cmd.argv[1:]], input=stdin, capture_output=True, text=True, timeout=60)
             return CommandResult("py", p.returncode, p.stdout, p.stderr)
-        if cmd.script and "echo present" in cmd.script:
-            self.stopped = True
-            return CommandResult("stop", 0, "present\n")
-        return CommandResult("x", 0, "active\n")
+        if cmd.script and "systemctl show -p" in cmd.script:  # the seam's state probe of the unit
+            props = "LoadState=not-found\nActiveState=inactive\n" if self.stopped else \
+                "LoadState=loaded\nActiveState=active\nSubState=running\nInvocationID=i1\n"
+            return CommandResult("state", 0, props + "@@glm5cluster:clock@@\n100.0 1.0\n1700000000.0\n"
+                                 "@@glm5cluster:stamp@@\n")
+        if cmd.script and "_term 30" in cmd.script and "rm -f -- /etc/systemd/system/glm5-c-router.service" in cmd.script:
+            self.stopped = True  # the seam's stop-with-grace, then its removal
+            return CommandResult("stop", 0, "")
+        return CommandResult("x", 0, "")
 
 
 def run(tmp_path: Path, fake: FakeRouter, step: Step, check: bool = False, limit: tuple[str, ...] = ()) -> tuple[RunReport, RouterHost]:

@@ -79,3 +79,26 @@ def test_node_that_hangs_in_init_bounded_by_the_timeout() -> None:
     assert all(r.wall_s is not None and r.wall_s < 8 for r in runs.values())
     v = F.judge_probe(runs, ["n0", "n1"], None, None, 5)
     assert {p.host for p in v.problems} == {"n0", "n1"}  # both reached, neither knows who hangs
+
+
+def test_standin_wheel_installs_with_pip_and_runs_the_probe(tmp_path: Path) -> None:
+    """The wheel the lab installs into a host's SGLang venv: pip accepts it, its metadata carries
+    the version preflight's spec check reads, and the probe runs on the installed copy."""
+    from glm5cluster.lab.sim.gpu.torch_standin.build import build_wheel
+
+    whl = build_wheel(str(tmp_path / "dist"), "2.8.0+glm5lab")
+    site = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
+                          "--disable-pip-version-check", "--target", str(site), whl],
+                         capture_output=True, text=True, check=False)
+    assert pip.returncode == 0, pip.stderr
+    env = {**os.environ, "PYTHONPATH": str(site), "GLM5LAB_NCCL": "{}"}
+    ver = subprocess.run([sys.executable, "-c", "import importlib.metadata as m, torch.version as v; "
+                          "print(m.version('torch'), v.__version__)"], capture_output=True, text=True, env=env,
+                         check=False)
+    assert ver.stdout.split() == ["2.8.0+glm5lab"] * 2, ver.stderr
+    out = subprocess.run([sys.executable, str(PROBE), "--master", f"127.0.0.1:{free_port()}", "--nnodes", "1",
+                          "--node-rank", "0", "--gpus", "2", "--sizes", "1M", "--iters", "2", "--warmup", "1",
+                          "--timeout", "20"], capture_output=True, text=True, env=env, timeout=60, check=False)
+    run = parse_probe(out.stdout)
+    assert run.done and run.ok and run.best("local") is not None, out.stdout + out.stderr

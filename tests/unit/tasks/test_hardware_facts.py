@@ -60,3 +60,10 @@ def test_health_reads_memory_and_open_modules_from_the_catalog(monkeypatch: pyte
 def _smi_state(kind: GpuKind, mib: int, loaded_open: bool) -> StackState:
     gpus = tuple(GpuRow(i, f"NVIDIA {kind.value}", mib, "580.95.05", True) for i in range(8))
     return StackState(smi_ok=True, gpus=gpus, loaded_driver="580.95.05", loaded_open=loaded_open)
+
+
+def test_the_gpu_kind_enum_holds_no_hardware_fact() -> None:
+    # the vendor (and every other fact) has one source, the catalog: the enum is names only
+    facts = {name for name, v in vars(GpuKind).items() if isinstance(v, property | staticmethod | classmethod)}
+    assert facts == set(), f"GpuKind duplicates the catalog: {sorted(facts)}"
+    assert {catalog.gpu_profile(k).vendor for k in GpuKind} == {"nvidia", "amd"}

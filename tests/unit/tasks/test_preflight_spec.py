@@ -35,22 +35,22 @@ def test_program_runs_and_answers_in_its_protocol() -> None:
 
 def test_no_answer_is_a_problem_naming_the_node() -> None:
     env = parse_runtime_env(CommandResult("docker run", 125, "", "docker: Error response from daemon: no such image"))
-    probs, _ = S.check_runtime_env("n1", env, "container", True, False)
+    probs, _ = S.check_runtime_env("n1", env, True, True, False)
     assert probs[0].host == "n1" and "no such image" in probs[0].message
 
 
 def test_container_spec_limits() -> None:
     small = RuntimeEnv(True, memlock=65536, nofile=1024, shm_bytes=64 << 20, dev_infiniband=False)
-    probs, _ = S.check_runtime_env("n2", small, "container", True, True)
+    probs, _ = S.check_runtime_env("n2", small, True, True, True)
     msgs = " | ".join(p.message for p in probs)
     assert "memlock is 64 KiB in the container spec" in msgs and "nofile is 1024" in msgs
     assert "/dev/shm is 64 MiB in the container spec" in msgs and "/dev/infiniband is not visible" in msgs
     good = RuntimeEnv(True, memlock=-1, nofile=1048576, shm_bytes=32 << 30, dev_infiniband=True,
                       versions={"sglang": "0.5.23", "torch": "2.9.1"})
-    probs, note = S.check_runtime_env("n2", good, "container", True, True)
+    probs, note = S.check_runtime_env("n2", good, True, True, True)
     assert probs == [] and "memlock unlimited" in note and "sglang 0.5.23" in note
     # venv: the unit sets memlock/nofile; only /dev/shm and versions are judged
-    assert S.check_runtime_env("n2", small, "unit", True, True)[0][0].message.startswith("/dev/shm is 64 MiB")
+    assert S.check_runtime_env("n2", small, False, True, True)[0][0].message.startswith("/dev/shm is 64 MiB")
 
 
 def test_version_mismatch_names_the_odd_node() -> None:

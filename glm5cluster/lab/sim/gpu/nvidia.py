@@ -6,6 +6,7 @@ Formats follow ``data/nvidia-smi_h200x2.txt`` (driver 580) and ``data/nvidia-smi
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -127,6 +128,47 @@ def query(cfg: Config, drv: str, fields: list[str], fmt: set[str]) -> tuple[int,
     return 0, "\n".join(rows) + "\n"
 
 
+# --query-compute-apps: field -> (header name, unit, value function(cfg, app))
+APP_FIELDS = {
+    "pid": ("pid", None, lambda c, a: str(a.get("pid", ""))),
+    "process_name": ("process_name", None, lambda c, a: str(a.get("name", "python3"))),
+    "used_gpu_memory": ("used_gpu_memory", "MiB", lambda c, a: str(a.get("used_mib", 0))),
+    "used_memory": ("used_gpu_memory", "MiB", lambda c, a: str(a.get("used_mib", 0))),
+    "gpu_uuid": ("gpu_uuid", None, lambda c, a: c.uuid(_app_gpu(c, a))),
+    "gpu_bus_id": ("gpu_bus_id", None, lambda c, a: _bus_id(c, _app_gpu(c, a))),
+    "gpu_name": ("gpu_name", None, lambda c, a: c.spec.name),
+}
+
+
+def _app_gpu(cfg: Config, app: dict[str, object]) -> int:
+    g = app.get("gpu", 0)
+    return g % cfg.count if isinstance(g, int) and cfg.count else 0
+
+
+def live_apps(cfg: Config) -> list[dict[str, object]]:
+    """The configured compute processes whose pid still lives (a process that exited frees its GPU)."""
+    return [a for a in cfg.compute_apps if str(a.get("pid", "")).isdigit() and os.path.exists(f"/proc/{a['pid']}")]
+
+
+def query_apps(cfg: Config, fields: list[str], fmt: set[str]) -> tuple[int, str]:
+    """One row per process per GPU; nothing at all (with noheader) on idle GPUs, as the real tool."""
+    for f in fields:
+        if f not in APP_FIELDS:
+            return 2, f'Field "{f}" is not a valid field to query.\n\n'
+    rows = []
+    if "noheader" not in fmt:
+        rows.append(", ".join(f"{APP_FIELDS[f][0]} [{APP_FIELDS[f][1]}]" if APP_FIELDS[f][1] else APP_FIELDS[f][0]
+                              for f in fields))
+    for app in live_apps(cfg):
+        vals = []
+        for f in fields:
+            _, unit, fn = APP_FIELDS[f]
+            v = fn(cfg, app)
+            vals.append(v if "nounits" in fmt or unit is None else f"{v} {unit}")
+        rows.append(", ".join(vals))
+    return 0, "".join(r + "\n" for r in rows)
+
+
 def query_details(cfg: Config, drv: str) -> str:
     """``-q``: the captured report of the kind (H100, else H200), scaled to the host."""
     src = "nvidia-smi-q_h100x8.txt" if cfg.kind == "H100" else "nvidia-smi-q_h200x2.txt"
@@ -182,7 +224,9 @@ def main(args: list[str]) -> int:
     it = iter(args)
     mode = "table"
     for a in it:
-        if a.startswith("--query-gpu="):
+        if a.startswith("--query-compute-apps="):
+            fields, mode = [f.strip() for f in a.split("=", 1)[1].split(",") if f.strip()], "apps"
+        elif a.startswith("--query-gpu="):
             fields, mode = [f.strip() for f in a.split("=", 1)[1].split(",") if f.strip()], "query"
         elif a == "--query-gpu":
             fields, mode = [f.strip() for f in next(it, "").split(",") if f.strip()], "query"
@@ -204,11 +248,11 @@ def main(args: list[str]) -> int:
         else:
             sys.stdout.write("Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.\n")
             return 2
-    if mode == "query":
+    if mode in ("query", "apps"):
         if "csv" not in fmt:
             sys.stdout.write("'--format=' switch is missing. Please run 'nvidia-smi -h' for help.\n")
             return 2
-        rc, text = query(cfg, drv, fields, fmt)
+        rc, text = query(cfg, drv, fields, fmt) if mode == "query" else query_apps(cfg, fields, fmt)
         sys.stdout.write(text)
         return rc
     sys.stdout.write({"table": table, "details": query_details}[mode](cfg, drv) if mode in ("table", "details")

@@ -3,6 +3,7 @@
 * ``/etc/glm5lab/gpu.json`` (``GLM5LAB_GPU_CONFIG``): what the host *has*: GPU kind and count,
   the installed driver version (``null``: none installed), CUDA/ROCm version, persistence and
   health counters. Stand-in driver packages change ``driver_version`` (``glm5lab-set-driver``).
+  ``compute_apps`` lists processes that hold GPUs (a busy GPU), shown while their pid lives.
 * ``/run/glm5lab/loaded-driver`` (``GLM5LAB_RUN_DIR``): what the running "kernel" has loaded.
   Written at boot by ``glm5lab-boot`` from the installed version. ``/run`` is a tmpfs, so a
   reboot (a container restart) forgets it: installing another driver without a reboot gives
@@ -61,6 +62,9 @@ class Config:
     remapped_failure: bool
     remapped_uncorrectable: int
     seed: str
+    # processes holding GPUs (what `nvidia-smi --query-compute-apps` lists), each
+    # {"pid": N, "name": "...", "used_mib": M, "gpu": I}; listed only while the pid lives
+    compute_apps: tuple[dict[str, object], ...] = ()
 
     @property
     def spec(self) -> Kind:
@@ -104,6 +108,7 @@ def load_config() -> Config:
         remapped_failure=bool(raw.get("remapped_failure", False)),
         remapped_uncorrectable=int(raw.get("remapped_uncorrectable", 0)),
         seed=str(raw.get("seed", "glm5lab")),
+        compute_apps=tuple(a for a in raw.get("compute_apps") or () if isinstance(a, dict)),
     )
 
 

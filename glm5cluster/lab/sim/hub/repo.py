@@ -63,12 +63,42 @@ def glm5_config(fp8):
     return config
 
 
+def _byte_symbols():
+    """GPT-2's byte-to-character table (printable bytes map to themselves)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def byte_tokenizer():
+    """A small byte-level BPE ``tokenizer.json`` (one token per byte, no merges): any text encodes
+    and decodes back, so clients that tokenize (``sglang.bench_serving``'s random dataset, with
+    ``--tokenizer`` the weights directory) work offline."""
+    vocab = {c: i for i, c in enumerate(_byte_symbols())}
+    return {"version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [{"id": 256, "content": "<|endoftext|>", "single_word": False, "lstrip": False,
+                              "rstrip": False, "normalized": False, "special": True}],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                              "use_regex": True},
+            "post_processor": None,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "ignore_merges": False, "vocab": vocab, "merges": []}}
+
+
 def _text_files(repo_id, fp8):
     chat_template = ("[gMASK]<sop>{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}"
                      "{% endfor %}{% if add_generation_prompt %}<|assistant|>"
                      "{% if enable_thinking is defined and not enable_thinking %}</think>{% else %}<think>"
                      "{% endif %}{% endif %}")
-    vocab = {f"tok{i}": i for i in range(512)}
     return {
         ".gitattributes": "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
                           "tokenizer.json filter=lfs diff=lfs merge=lfs -text\n",
@@ -84,8 +114,7 @@ def _text_files(repo_id, fp8):
                                              "model_max_length": 202752, "eos_token": "<|endoftext|>",
                                              "pad_token": "<|endoftext|>",
                                              "chat_template": chat_template}, indent=2) + "\n",
-        "tokenizer.json": json.dumps({"version": "1.0", "added_tokens": [],
-                                      "model": {"type": "BPE", "vocab": vocab, "merges": []}}) + "\n",
+        "tokenizer.json": json.dumps(byte_tokenizer()) + "\n",
     }
 
 

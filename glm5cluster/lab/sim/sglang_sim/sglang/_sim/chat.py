@@ -4,6 +4,8 @@ import json
 import time
 import uuid
 
+from sglang._sim import bench
+
 REASONING = ("The user asks a question. I will think it through briefly: consider what is asked, "
              "check the facts, and answer concisely.")
 ANSWER = "Hello! I am GLM-5 served by SGLang. How can I help you today?"
@@ -28,6 +30,16 @@ def _sample_args(tool):
     return out
 
 
+def _last_user_text(body):
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+            return c if isinstance(c, str) else ""
+    return ""
+
+
 def thinking_enabled(body, args):
     kwargs = dict(args.default_chat_template_kwargs or {})
     kwargs.update(body.get("chat_template_kwargs") or {})
@@ -42,6 +54,9 @@ def plan(body, args):
     reasoning = REASONING if think else None
     calls = None
     content = ANSWER
+    known = bench.knobs().answer(_last_user_text(body))  # a benchmark question (bench.py)
+    if known is not None:
+        content = known.strip()
     if use_tool:
         tool = tools[0]
         name = (tool.get("function") or {}).get("name", "tool")

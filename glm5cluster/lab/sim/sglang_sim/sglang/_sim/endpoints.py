@@ -6,7 +6,7 @@ Pure functions of the server State (no HTTP here): http_api.py routes to them.
 import json
 import shlex
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sglang.version import __version__
 
@@ -45,6 +45,10 @@ def server_info(st):
         "version": __version__,
         "frontend": "python",
     })
+    if st.args.speculative_algorithm:  # scheduler_components/internal_state.py:125
+        from sglang._sim.bench import knobs
+
+        info["internal_states"][0]["avg_spec_accept_length"] = knobs().accept_length
     return info
 
 
@@ -121,7 +125,7 @@ def loads(st, include=None, fmt=None, dp_rank=None):
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         lines += [f"# TYPE {metric} gauge", f'{metric}{{dp_rank="0"}} {v}']
         return 200, "\n".join(lines) + "\n", "text/plain; version=0.0.4; charset=utf-8"
-    return 200, {"timestamp": datetime.now(timezone.utc).isoformat(), "version": __version__,
+    return 200, {"timestamp": datetime.now(UTC).isoformat(), "version": __version__,
                  "accelerator": "NVIDIA H200", "num_accelerators": st.args.tp_size * st.args.pp_size,
                  "loads": rows}, "application/json"
 

@@ -9,7 +9,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from sglang._sim import chat, endpoints
+from sglang._sim import bench, chat, endpoints
 from sglang._sim.slog import emit
 
 NOT_FOUND = {"detail": "Not Found"}  # starlette's 404
@@ -173,6 +173,7 @@ class ApiHandler(_Base):
         "/model_info": ("GET",), "/get_model_info": ("GET",), "/server_info": ("GET",),
         "/get_server_info": ("GET",), "/v1/models": ("GET",), "/v1/loads": ("GET",),
         "/v1/chat/completions": ("POST",), "/flush_cache": ("GET", "POST"),
+        "/generate": ("POST", "PUT"),  # http_server.py:928-933
     }
 
     def route_methods(self, path):
@@ -225,11 +226,92 @@ class ApiHandler(_Base):
             return self.reply(200, endpoints.metrics(st), TEXT_METRICS)
         if path == "/v1/chat/completions":
             return self._chat()
+        if path == "/generate":
+            return self._generate()
         if path == "/flush_cache":
             return self.reply(200, "Cache flushed.\nPlease check backend logs for more details. (When there "
                                    "are running or waiting requests, the operation will not be performed.)\n",
                               "text/plain")
         return self.reply(404, NOT_FOUND)
+
+    def _generate(self):
+        """http_server.py:933 generate_request: ``text`` (or a list of them) or ``input_ids``;
+        streamed as ``data: {"text": <cumulative>, "meta_info": {...}}`` chunks then ``data: [DONE]``
+        (http_server.py:950-974), else one object (a list for a batch)."""
+        st = self.state
+        body = self.body_json()
+        if not isinstance(body, dict) or (body.get("text") is None and body.get("input_ids") is None):
+            return self.reply(400, {"error": {"message": "Either text or input_ids should be provided.",
+                                              "type": "invalid_request_error", "code": 400}})
+        src = body.get("text") if body.get("text") is not None else body.get("input_ids")
+        batch = isinstance(src, list) and (body.get("text") is not None or (src and isinstance(src[0], list)))
+        items = src if batch else [src]
+        sp = body.get("sampling_params") or {}
+        stop = sp.get("stop") or []
+        stop = [stop] if isinstance(stop, str) else stop
+        outs = []
+        for item in items:
+            prompt = item if isinstance(item, str) else ""
+            ptoks = bench.count_tokens(prompt) if isinstance(item, str) else len(item or [])
+            words, finish = bench.completion_words(prompt, sp.get("max_new_tokens"), bool(sp.get("ignore_eos")),
+                                                   stop)
+            outs.append((ptoks, words, finish))
+        spec = bool(st.args.speculative_algorithm)
+        knobs = bench.knobs()
+        rid = st.begin()
+        served = [0, 0]  # prompt, completion tokens
+        try:
+            if body.get("stream") and not batch:
+                return self._generate_stream(rid, outs[0], spec, knobs, served)
+            started = time.time()
+            longest = max(len(w) for _, w, _ in outs)
+            time.sleep(knobs.ttft + knobs.tpot * max(0, longest - 1))
+            res = [{"text": "".join(w), "meta_info": self._meta(rid, p, len(w), f, spec, knobs, time.time() - started)}
+                   for p, w, f in outs]
+            served[:] = [sum(p for p, _, _ in outs), sum(len(w) for _, w, _ in outs)]
+            return self.reply(200, res if batch else res[0])
+        finally:
+            st.end(rid, *served)
+
+    @staticmethod
+    def _meta(rid, prompt, n, finish, spec, knobs, e2e, done=True):
+        """The meta_info fields the clients read (serving.py:747-800, runtime_endpoint.py:190)."""
+        reason = None
+        if done:
+            reason = {"type": "length", "length": n} if finish == "length" else {"type": "stop", "matched": None}
+        meta = {"id": rid, "finish_reason": reason, "prompt_tokens": prompt, "weight_version": "default",
+                "completion_tokens": n, "cached_tokens": 0, "e2e_latency": round(e2e, 4)}
+        if spec:
+            meta["spec_accept_length"] = knobs.accept_length
+            meta["spec_verify_ct"] = max(1, round(n / knobs.accept_length))
+        return meta
+
+    def _chunk(self, data):
+        payload = b"data: " + data + b"\n\n"
+        self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+        self.wfile.flush()
+
+    def _generate_stream(self, rid, out, spec, knobs, served):
+        prompt, words, finish = out
+        self._head(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        started = time.time()
+        text = ""
+        try:
+            time.sleep(knobs.ttft)
+            for i, w in enumerate(words):
+                if i:
+                    time.sleep(knobs.tpot)
+                text += w
+                meta = self._meta(rid, prompt, i + 1, finish, spec, knobs, time.time() - started, i + 1 == len(words))
+                self._chunk(json.dumps({"text": text, "meta_info": meta}, separators=(",", ":")).encode())
+            self._chunk(b"[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            served[:] = [prompt, len(words)]
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _chat(self):
         st = self.state
@@ -245,6 +327,9 @@ class ApiHandler(_Base):
             if body.get("stream"):
                 return self._stream(body)
             resp = chat.completion(body, st.args, st.model_id)
+            knobs = bench.knobs()
+            if knobs.present:
+                time.sleep(knobs.ttft + knobs.tpot * max(0, resp["usage"]["completion_tokens"] - 1))
             prompt, completion = resp["usage"]["prompt_tokens"], resp["usage"]["completion_tokens"]
             return self.reply(200, resp)
         finally:
