@@ -36,7 +36,8 @@ class TerminalConfirm:
             return False
         self.display.close()  # the live display would draw over the prompt and its [y/N]
         try:
-            # the prompt goes where the progress goes (stderr under --format json: stdout is the object)
-            return click.confirm(self.question, default=False, err=self.display.out is sys.stderr)
+            if self.display.out is sys.stderr:  # --format json: stdout is the object, the prompt goes to stderr
+                return click.confirm(self.question, default=False, err=True)
+            return click.confirm(self.question, default=False)
         except click.Abort:  # Ctrl-C (or EOF) at the prompt: nothing was changed
             raise KeyboardInterrupt from None

@@ -4,7 +4,9 @@ ansible-core's own inventory parser reads the file (INI, YAML, or a directory wi
 host_vars, exactly as `ansible-inventory` sees it); it is imported only here, and only when
 installed (`pip install ansible-core`; the bench extra has it). Per host: `ansible_host` ->
 `address`, `ansible_user` -> `ssh.user`, `ansible_port` -> `ssh.port`,
-`ansible_ssh_private_key_file` -> `ssh.identity_file`; Ansible groups (but `all`/`ungrouped`)
+`ansible_ssh_private_key_file` -> `ssh.identity_file`, a jump host in `ansible_ssh_common_args`
+(`-J`, `ProxyJump`, `ProxyCommand ssh -W`) -> `ssh.jump_host`, `ansible_become` (sudo to root)
+-> `ssh.sudo` (``cli/ansible_map.py``); Ansible groups (but `all`/`ungrouped`)
 -> `groups`. Names are made glm5cluster names (lowercase, `-`). The GPU kind/count, model and
 cluster name come from options; the result is validated before it is written.
 """
@@ -20,6 +22,7 @@ from typing import Any
 import click
 import yaml
 
+from glm5cluster.cli import ansible_map
 from glm5cluster.errors import InputError, InputProblems, Problem
 from glm5cluster.model.inventory import GpuKind, Inventory
 
@@ -38,8 +41,10 @@ def glm5_name(name: str) -> str:
 
 
 def convert(hosts: Sequence[AnsibleHost], *, cluster: str, gpu: str, gpus: int, repo: str,
-            weights_dir: str) -> dict[str, Any]:
-    """The glm5cluster inventory (a mapping, ready for YAML) for ``hosts``."""
+            weights_dir: str, notes: list[str] | None = None) -> dict[str, Any]:
+    """The glm5cluster inventory (a mapping, ready for YAML) for ``hosts``; what needs the
+    user's attention is appended to ``notes``."""
+    notes = notes if notes is not None else []
     names: dict[str, str] = {}
     out_hosts: list[dict[str, Any]] = []
     groups: dict[str, list[str]] = {}
@@ -49,14 +54,23 @@ def convert(hosts: Sequence[AnsibleHost], *, cluster: str, gpu: str, gpus: int, 
             raise InputError(f"Ansible hosts {names[name]!r} and {h.name!r} both become {name!r}",
                              hint="rename one of them in the Ansible inventory, or import one group (--group)")
         names[name] = h.name
-        entry: dict[str, Any] = {"name": name, "address": str(h.vars.get("ansible_host") or h.name)}
+        v = h.vars
+        entry: dict[str, Any] = {"name": name, "address": str(v.get("ansible_host") or v.get("ansible_ssh_host")
+                                                                 or h.name)}
         ssh: dict[str, Any] = {}
-        if h.vars.get("ansible_user"):
-            ssh["user"] = str(h.vars["ansible_user"])
-        if h.vars.get("ansible_port"):
-            ssh["port"] = int(h.vars["ansible_port"])
-        if h.vars.get("ansible_ssh_private_key_file"):
-            ssh["identity_file"] = str(h.vars["ansible_ssh_private_key_file"])
+        user = v.get("ansible_user") or v.get("ansible_ssh_user")
+        if user:
+            ssh["user"] = str(user)
+        port = v.get("ansible_port") or v.get("ansible_ssh_port")
+        if port:
+            ssh["port"] = int(port)
+        if v.get("ansible_ssh_private_key_file"):
+            ssh["identity_file"] = str(v["ansible_ssh_private_key_file"])
+        jump = ansible_map.jump_host(h.name, v)
+        if jump:
+            ssh["jump_host"] = jump
+        if ansible_map.become(h.name, v, str(user) if user else None, notes):
+            ssh["sudo"] = True
         if ssh:
             entry["ssh"] = ssh
         out_hosts.append(entry)
@@ -128,7 +142,11 @@ def import_cmd(ctx: click.Context, source: str, group: str, cluster: str | None,
     interfaces and cluster addresses (inventory/README.md), then `glm5cluster validate` it."""
     hosts = read_ansible(source, group)
     name = cluster or (group if group != "all" else Path(source).stem)
-    data = convert(hosts, cluster=name, gpu=gpu, gpus=gpus_per_node, repo=repo, weights_dir=weights_dir)
+    notes: list[str] = []
+    data = convert(hosts, cluster=name, gpu=gpu, gpus=gpus_per_node, repo=repo, weights_dir=weights_dir,
+                   notes=notes)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     try:
         Inventory.model_validate(data)
     except Exception as e:  # noqa: BLE001 - pydantic's message, as an input error

@@ -1,5 +1,5 @@
-"""`glm5cluster status INV [--format json]`: every replica's ranks, node 0's health, model and
-version, uptime, and the verdict (serving / starting / broken / stopped). Exit 0 when every
+"""`glm5cluster status INV [--format json]`: every replica's ranks (and what each runs: the image
+digest or the venv's SGLang version), node 0's health, model and version, uptime, and the verdict (serving / starting / broken / stopped). Exit 0 when every
 replica serves, else 1."""
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def replica_json(rep: ReplicaStatus) -> dict[str, Any]:
             "phase": rs.view.phase.label if rs.view.state.up else None,
             "error": rs.error or None,
             "note": rs.note or None,
+            "runs": rs.runs or None,
             "others": [{"name": i.name, "state": i.state, "runtime": i.runtime_mode} for i in rs.others],
         } for rs in rep.ranks],
     }
@@ -106,7 +107,7 @@ def print_text(st: ClusterStatus, inv: str, out: TextIO) -> None:
                 (s.how_it_ended() if s.state == "failed" else "")
             phase = rs.view.phase.label if s.up and j.verdict == Verdict.STARTING else ""
             line = f"    rank {rs.view.rank}  {rs.view.host:<{width}}  {rs.target}  {state}"
-            out.write("  ".join(x for x in (line, when, phase) if x) + "\n")
+            out.write("  ".join(x for x in (line, when, phase, rs.runs) if x) + "\n")
             if rs.error:
                 out.write(f"      {rs.error}\n")
             if rs.note:

@@ -194,6 +194,23 @@ class ContainerRuntime:
         cut = f"tail -n +{max(1, (skip or 0) + 1)}" if tail is None else f"tail -n {tail}"
         return f"if docker inspect {q} >/dev/null 2>&1; then docker logs {q} 2>&1 | {cut}; fi\ntrue\n"
 
+    def running_script(self, target: str) -> str:
+        """The image the container runs (its id), and that image's registry digests."""
+        img = shlex.quote("{{.Image}}")
+        digests = shlex.quote("{{range .RepoDigests}}{{println .}}{{end}}")
+        return (f"img=$(docker inspect -f {img} {shlex.quote(target)} 2>/dev/null) && echo \"image=$img\" && "
+                f"docker image inspect -f {digests} \"$img\" 2>/dev/null | sed -n 's/^./digest=&/p'\ntrue\n")
+
+    def parse_running(self, text: str) -> str:
+        """``lmsysorg/sglang@sha256:... (image sha256:0123456789ab)``; the image id alone for an
+        image with no registry digest (loaded from an archive, or built locally)."""
+        image = next((ln[6:].strip() for ln in text.splitlines() if ln.startswith("image=")), "")
+        digests = [ln[7:].strip() for ln in text.splitlines() if ln.startswith("digest=")]
+        if not image:
+            return ""
+        short = f"image {image[:19]}"
+        return f"{digests[0]} ({short})" if digests else short
+
     def sglang_version_script(self) -> str:
         """None: the version comes from the server's /server_info (an image holds no cheap answer)."""
         return ""

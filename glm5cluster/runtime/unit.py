@@ -159,6 +159,13 @@ class UnitRuntime:
                 f"elif systemctl cat -- {q} >/dev/null 2>&1; then "
                 f"journalctl -u {q} -o cat --no-pager -q | {cut}; fi\ntrue\n")
 
+    def running_script(self, target: str) -> str:
+        return self.sglang_version_script()
+
+    def parse_running(self, text: str) -> str:
+        lines = text.strip().splitlines()
+        return f"sglang {lines[-1].strip()}" if lines and lines[-1].strip() else ""
+
     def sglang_version_script(self) -> str:
         """The SGLang package version in the venv (empty output when absent)."""
         return self.installed_script(None)

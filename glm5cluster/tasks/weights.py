@@ -8,7 +8,6 @@ import math
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from glm5cluster.commands import Command, Secret, Shell, Upload
@@ -17,12 +16,14 @@ from glm5cluster.tasks.base import Change, Fail, HostContext, NoOp, Outcome, Par
 
 TOOLS_DIR = "/opt/glm5cluster/tools"
 AGENT_PATH = f"{TOOLS_DIR}/bin/glm5-weights-agent.py"
-AGENT_SOURCE = Path(__file__).resolve().parent / "agents" / "weights_agent.py"
 HUB_REQUIREMENT = "huggingface_hub>=0.30"
 
 
 def agent_bytes() -> bytes:
-    return AGENT_SOURCE.read_bytes()
+    """The uploaded agent: one file built from ``tasks/agents/weights/`` (``agents.build``)."""
+    from glm5cluster.tasks import agents
+
+    return agents.source("weights_agent").encode()
 
 
 def agent_sha256() -> str:

@@ -48,3 +48,47 @@ def test_names_that_collide_are_refused() -> None:
     with pytest.raises(InputError):
         convert([AnsibleHost("GPU.1", {}), AnsibleHost("gpu-1", {})], cluster="c", gpu="H200",
                 gpus=8, repo="zai-org/GLM-5", weights_dir="/m")
+
+
+BASTION = Path(__file__).resolve().parent / "data" / "ansible-bastion.ini"
+
+
+def test_jump_host_and_become_are_mapped(tmp_path: Path) -> None:
+    res = CliRunner().invoke(command, ["import", "--from-ansible", str(BASTION), "--group", "gpu"])
+    assert res.exit_code == 0, res.output
+    inv = Inventory.model_validate(yaml.safe_load(res.stdout))
+    a, b, c = inv.hosts
+    assert (a.ssh.jump_host, a.ssh.user, a.ssh.sudo) == ("ops@bastion.example.net:2222", "deploy", True)
+    assert b.ssh.jump_host == "jump@bastion.example.net:2200"  # the host's own ProxyCommand wins
+    assert (c.ssh.user, c.ssh.sudo) == ("root", None)  # root needs no sudo
+    assert "hunter2" not in res.stdout and "NOPASSWD" in res.stderr  # the password is never imported
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    ("-J bastion", "bastion"),
+    ("-Jops@b.example:2022", "ops@b.example:2022"),
+    ("-o ProxyJump=ops@b", "ops@b"),
+    ("-oProxyJump=b:2200", "b:2200"),
+    ("-o 'ProxyJump b2'", "b2"),
+    ("-o ProxyCommand='ssh -W %h:%p -l ops b3'", "ops@b3"),
+    ("-o ProxyCommand='/usr/bin/ssh -q -W %h:%p -p 22 b4'", "b4"),
+    ("-o ProxyJump=none -o ControlMaster=auto", None),
+    ("-o ServerAliveInterval=30", None),
+])
+def test_jump_host_forms(args: str, want: str | None) -> None:
+    from glm5cluster.cli.ansible_map import jump_host
+
+    assert jump_host("h", {"ansible_ssh_common_args": args}) == want
+
+
+@pytest.mark.parametrize(("hostvars", "hint"), [
+    ({"ansible_ssh_common_args": "-J a,b"}, "one jump host"),
+    ({"ansible_ssh_extra_args": "-o ProxyCommand='nc -X connect -x proxy:3128 %h %p'"}, "ssh.jump_host by hand"),
+    ({"ansible_become": True, "ansible_become_method": "su"}, "sudo -n"),
+    ({"ansible_become": "true", "ansible_become_user": "postgres"}, "needs root"),
+])
+def test_what_cannot_be_mapped_is_refused_with_a_hint(hostvars: dict[str, object], hint: str) -> None:
+    with pytest.raises(InputError) as e:
+        convert([AnsibleHost("h1", {"ansible_user": "ops", **hostvars})], cluster="c", gpu="H200", gpus=8,
+                repo="zai-org/GLM-5", weights_dir="/m")
+    assert "h1" in e.value.message and hint in (e.value.hint or "")

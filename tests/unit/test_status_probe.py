@@ -87,3 +87,59 @@ def test_a_container_left_by_the_docker_runtime_is_found_after_switching_to_venv
     assert r.state.up and r.state.kind == "container" and r.state.target == "glm5-lab-r0"
     assert r.log == ("serving",) and "started by the docker runtime; the inventory says venv" in r.note
     assert [i.name for i in r.others] == ["glm5-lab-r1.service"]  # an earlier topology's replica 1
+
+
+IMAGE_ID = "sha256:" + "ab12" * 16
+DIGEST = "lmsysorg/sglang@sha256:" + "cd34" * 16
+
+
+def test_status_names_what_each_rank_runs(tmp_path: Path) -> None:
+    c = _checked(tmp_path)
+    rep = c.topology.replicas[0]
+    # venv: the SGLang version in the venv; docker: the running image's registry digest and id
+    res = _run([("state-unit", _unit_state((DATA / "systemctl-show_active.txt").read_text())),
+                ("log-unit", ""), ("runs-unit", "0.5.23\n"),
+                ("state-container", NO_CONTAINER), ("log-container", ""), ("runs-container", "")])
+    assert parse_rank(res, c.loaded.inventory, rep, is_head=False).runs == "sglang 0.5.23"
+    res = _run([("state-unit", _unit_state((DATA / "systemctl-show_not-found.txt").read_text())),
+                ("log-unit", ""), ("runs-unit", ""), ("state-container", CONTAINER), ("log-container", ""),
+                ("runs-container", f"image={IMAGE_ID}\ndigest={DIGEST}\n")])
+    assert parse_rank(res, c.loaded.inventory, rep, is_head=False).runs == f"{DIGEST} (image {IMAGE_ID[:19]})"
+
+
+def test_the_container_probe_reads_the_running_image_then_its_digests(tmp_path: Path) -> None:
+    from glm5cluster.runtime import ContainerRuntime
+
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\necho \"$*\" >> \"$0.calls\"\n"
+                      f"case \"$1\" in inspect) echo {IMAGE_ID} ;; image) printf '{DIGEST}\\n\\n' ;; esac\n")
+    docker.chmod(0o755)
+    rt = ContainerRuntime("0.5.23")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", rt.running_script("glm5-lab-r0")], env=env, capture_output=True, text=True).stdout
+    assert rt.parse_running(out) == f"{DIGEST} (image {IMAGE_ID[:19]})"
+    calls = (tmp_path / "docker.calls").read_text().splitlines()
+    assert calls == ["inspect -f {{.Image}} glm5-lab-r0", f"image inspect -f {{{{range .RepoDigests}}}}{{{{println .}}}}"
+                     f"{{{{end}}}} {IMAGE_ID}"]
+    # an image loaded from an archive has no registry digest: its id
+    assert rt.parse_running(f"image={IMAGE_ID}\n") == f"image {IMAGE_ID[:19]}"
+    assert rt.parse_running("") == ""  # no such container
+
+
+def test_status_prints_and_reports_what_each_rank_runs(tmp_path: Path) -> None:
+    import io
+
+    from glm5cluster.cli.status_cmd import print_text, status_json
+    from glm5cluster.engine.procedures.status import ClusterStatus, RankStatus, ReplicaStatus
+    from glm5cluster.facts.rank_state import RankState
+    from glm5cluster.facts.replica import RankView, judge
+
+    view = RankView(0, "node-1", RankState("active", "running", target="glm5-lab-r0"))
+    rs = RankStatus(view, "glm5-lab-r0", runs=f"{DIGEST} (image {IMAGE_ID[:19]})")
+    rep = ReplicaStatus(0, "http://10.0.0.11:30000", (rs,), None, judge([view], None, "m"), "m", None, None)
+    st = ClusterStatus("lab", "docker", (rep,))
+    out = io.StringIO()
+    print_text(st, "inv.yaml", out)
+    line = next(ln for ln in out.getvalue().splitlines() if ln.strip().startswith("rank 0"))
+    assert "glm5-lab-r0  active (running)" in line and line.endswith(f"  {DIGEST} (image {IMAGE_ID[:19]})")
+    assert status_json(st)["replicas"][0]["ranks"][0]["runs"] == f"{DIGEST} (image {IMAGE_ID[:19]})"

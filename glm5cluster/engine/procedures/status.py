@@ -47,6 +47,7 @@ class RankStatus:
     error: str = ""  # why the host could not be read
     note: str = ""  # e.g. "started by the docker runtime; the inventory says venv"
     others: tuple[Item, ...] = ()  # other services of this cluster on the host (earlier topology/runtime)
+    runs: str = ""  # what it runs: the image's registry digest (docker) or the SGLang version (venv)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def rank_script(inventory: Inventory, replica: Replica, rank: RankAssignment) ->
     for rt in runtimes:
         target = rt.target(stem)
         parts += [(f"state-{rt.kind}", rt.state_script(target, stamp_path(cluster, replica.index))),
-                  (f"log-{rt.kind}", rt.run_log_script(target, tail=LOG_TAIL))]
+                  (f"log-{rt.kind}", rt.run_log_script(target, tail=LOG_TAIL)),
+                  (f"runs-{rt.kind}", rt.running_script(target))]
     parts.append(("survey", survey_script(cluster, cluster_dir(cluster))))
     if rank.is_head:
         port = inventory.serving.http_port
@@ -127,6 +129,7 @@ class RankReading:
     venv_version: str | None
     note: str = ""
     others: tuple[Item, ...] = ()
+    runs: str = ""  # what the service runs: image digest (docker) or SGLang version (venv)
 
 
 def parse_rank(result: CommandResult, inventory: Inventory, replica: Replica, is_head: bool) -> RankReading:
@@ -158,7 +161,9 @@ def parse_rank(result: CommandResult, inventory: Inventory, replica: Replica, is
         head = HeadProbe(reply("health"), reply("models"), reply("server-info"))
     v = parts.get("version")
     version = v.stdout.strip() if v is not None and v.ok and v.stdout.strip() else None
-    return RankReading(state, log, head, version, note, others)
+    runs_part = parts.get(f"runs-{rt.kind}")
+    runs = rt.parse_running(runs_part.stdout) if runs_part is not None and state.exists else ""
+    return RankReading(state, log, head, version, note, others, runs)
 
 
 def collect(inventory: Inventory, topology: Topology, pool: ConnectionPool, api_key: str | None,
@@ -191,7 +196,8 @@ def _replica(inventory: Inventory, rep: Replica, got: Mapping[str, object]) -> R
             ranks.append(RankStatus(RankView(r.node_rank, r.node.name, RankState("unreachable", msg)), wanted, msg))
             continue
         ranks.append(RankStatus(RankView(r.node_rank, r.node.name, value.state, value.log),
-                                value.state.target or wanted, note=value.note, others=value.others))
+                                value.state.target or wanted, note=value.note, others=value.others,
+                                runs=value.runs))
         if r.is_head:
             head = value.head
             now = value.state.now

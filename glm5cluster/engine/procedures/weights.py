@@ -1,7 +1,7 @@
 """``weights.stage``: list once, check disk everywhere, fetch once from the hub, fan out node to
 node over the cluster network (pipelined per file), verify everywhere, stamp.
 
-The node side is the weights agent (``tasks/agents/weights_agent.py``), run detached so a long
+The node side is the weights agent (``tasks/agents/weights/``, one file), run detached so a long
 download survives one command's timeout; the controller polls each node's ``progress.json``.
 Peer copies are one long-lived ssh stream per receiver worker (AES-GCM, no compression) with a
 per-run key pair, authorized on source nodes only for the agent's ``gate`` -> ``serve`` (it
@@ -34,7 +34,7 @@ from glm5cluster.tasks import weights as W
 
 STATE = ".glm5cluster"
 KEY_TAG = "glm5cluster-ephemeral"
-AGENT_NAME = "glm5-weights-agent"  # in the agent's command line (tasks/agents/weights_agent.py)
+AGENT_NAME = "glm5-weights-agent"  # in the agent's command line (tasks/agents/weights/)
 HASH_RATE = 50e6  # bytes/s a node reads and hashes at the least (sizes the check's timeout)
 SILENT_POLLS = 60.0  # seconds a node may not answer progress polls before it is dropped
 

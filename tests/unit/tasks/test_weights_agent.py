@@ -3,11 +3,11 @@ resume after a kill, repair of one corrupted file, peer pull over the serve stre
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +18,13 @@ from urllib.parse import quote
 import pytest
 from weights_fakehub import COMMIT, FakeHub, make_repo
 
-from glm5cluster.tasks.weights import AGENT_SOURCE
+from glm5cluster.tasks import agents
+from glm5cluster.tasks.weights import agent_bytes
+
+# What the nodes run: the one file built from tasks/agents/weights/ (as weights.tools uploads it).
+AGENT_SOURCE = Path(tempfile.mkdtemp(prefix="glm5-weights-agent-")) / "glm5-weights-agent.py"
+AGENT_SOURCE.write_bytes(agent_bytes())
+AGENT_ARGV = [sys.executable, str(AGENT_SOURCE)]
 
 REPO = "zai-org/GLM-5-FP8"
 TOKEN = "hf_secret_token_for_tests_123"
@@ -29,7 +35,7 @@ def agent(cmd: str, payload: dict | None = None, arg: str | None = None, token: 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     if token:
         env["HF_TOKEN"] = token
-    argv = [sys.executable, str(AGENT_SOURCE), cmd] + ([arg] if arg else [])
+    argv = [*AGENT_ARGV, cmd] + ([arg] if arg else [])
     if not wait:
         return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return subprocess.run(argv, input=json.dumps(payload or {}), env=env, capture_output=True, text=True, check=False)
@@ -152,7 +158,7 @@ def test_killed_download_resumes(tmp_path: Path) -> None:
         assert st["partial"] == partial and st["need"] == todo - partial
         hub.rate = None
         served_before = len(hub.seen_auth)
-        r = subprocess.run([sys.executable, str(AGENT_SOURCE), "fetch", str(tmp_path / "req.json")],
+        r = subprocess.run([*AGENT_ARGV, "fetch", str(tmp_path / "req.json")],
                            env={**os.environ, "HF_TOKEN": TOKEN}, capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stderr
         assert len(hub.seen_auth) > served_before
@@ -205,7 +211,7 @@ def test_pull_stops_when_the_source_failed(tmp_path: Path, hub: FakeHub) -> None
 
 
 def serve(root: Path, lines: list[str], env: dict[str, str] | None = None, gate: bool = False) -> tuple[int, bytes]:
-    argv = [sys.executable, str(AGENT_SOURCE), "gate" if gate else "serve", str(root)]
+    argv = [*AGENT_ARGV, "gate" if gate else "serve", str(root)]
     r = subprocess.run(argv, input="".join(lines).encode(), env=env or dict(os.environ), capture_output=True,
                        check=False, timeout=30)
     return r.returncode, r.stdout
@@ -377,10 +383,8 @@ def test_redirect_to_another_host_drops_the_token(tmp_path: Path, hub: FakeHub) 
 
 
 def agent_module() -> Any:
-    spec = importlib.util.spec_from_file_location("glm5_weights_agent_under_test", AGENT_SOURCE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from glm5cluster.tasks.agents.weights import hub as mod  # tested as a module
+
     return mod
 
 
@@ -404,3 +408,29 @@ def test_hub_redirect_policy(start: str, target: str, refused: bool, auth_kept: 
     out = handler.redirect_request(req, None, 302, "Found", {}, target)
     assert out.full_url == target and out.get_header("Range") == "bytes=5-"
     assert (out.get_header("Authorization") == "Bearer hf_x") is auth_kept
+
+
+def test_the_modules_run_as_the_built_file_does(tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same fetch and pipelined peer pull, with the agent run as modules (python -m): its
+    # local serve stream is the package again, not the built file
+    monkeypatch.setattr(sys.modules[__name__], "AGENT_ARGV", [sys.executable, "-m", "glm5cluster.tasks.agents.weights"])
+    test_peer_pull_pipelined_from_a_source_dir(tmp_path, hub)
+
+
+def test_the_uploaded_agent_is_the_modules_concatenated(tmp_path: Path) -> None:
+    import ast
+
+    built = agents.source("weights_agent")
+    tree = ast.parse(built)
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.level or "glm5cluster" in (n.module or ""))]
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    assert {"cmd_check", "hub_download", "peer_copy", "cmd_serve", "main", "self_argv"} <= names
+    assert built.rstrip().endswith("sys.exit(main(sys.argv))") and built.count("from __future__") == 1
+    # two parts defining one name: refused, never one silently replacing the other
+    pkg = tmp_path / "dup"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""d"""\nPARTS = ("a", "b")\n')
+    (pkg / "a.py").write_text("import sys\n\ndef main(argv):\n    return 0\n")
+    (pkg / "b.py").write_text("from .a import main\n\ndef main(argv):\n    return 1\n")
+    with pytest.raises(ValueError, match="main is defined in a and b"):
+        agents.build("dup", root=tmp_path)
