@@ -80,7 +80,11 @@ def proc_sample(pid: int) -> dict[str, int] | None:
 def watched(argv: list[str], seconds: float | None = None) -> dict[str, Any]:
     """Run argv, sampling its resources every 50 ms; stop it with SIGINT after `seconds`."""
     l0, t0 = load(), time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIGINT as at a terminal: a script started in the background (`cmd &` in a non-interactive
+    # shell, nohup) runs with SIGINT ignored, its children inherit that, and Python then installs no
+    # KeyboardInterrupt handler, so the SIGINT below would be lost (measured once as a hang)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     samples: list[tuple[float, dict[str, int]]] = []
     while proc.poll() is None:
         s = proc_sample(proc.pid)
@@ -132,6 +136,7 @@ def main() -> None:
     ap.add_argument("--docker-on-demand", action="store_true")
     ap.add_argument("--follow-seconds", type=float, default=180)
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    ap.add_argument("--out", type=Path, help="results file (default benchmarks/results/scale-<hosts>.json)")
     a = ap.parse_args()
     res: dict[str, Any] = {"hosts": a.hosts, "docker_on_demand": a.docker_on_demand, "cores": os.cpu_count(),
                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -160,7 +165,7 @@ def main() -> None:
         print(json.dumps(res["logs_follow"]), flush=True)
     finally:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"scale-{a.hosts}.json").write_text(json.dumps(res, indent=1) + "\n")
+        (a.out or RESULTS / f"scale-{a.hosts}.json").write_text(json.dumps(res, indent=1) + "\n")
         if not a.keep:
             subprocess.run([*GLM, "lab", "down", "--name", a.name], check=False)
 

@@ -144,9 +144,12 @@ def test_ctrl_c_to_the_real_cli_ends_the_run_names_each_host_and_releases_the_lo
     slow.write_text(pb.read_text() + "  - {name: wait, task: command, params: {cmd: 'sleep 30', changes: true}}\n"
                     "  - {name: never, task: command, params: {cmd: 'touch /tmp/glm5-never', changes: true}}\n")
     env = {**os.environ, "HOME": str(tmp_path / "home"), "GLM5CLUSTER_HOME": str(tmp_path / "g5")}
+    # a test run started in the background (`cmd &` in a non-interactive shell) inherits SIGINT
+    # ignored, and Python keeps an inherited SIG_IGN: the CLI gets SIGINT as from a terminal
     proc = subprocess.Popen([sys.executable, "-m", "glm5cluster", "run", str(inv), str(slow), "--yes"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=Path(__file__).resolve().parents[2])
+                            cwd=Path(__file__).resolve().parents[2],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     lock = Path(runlock.lock_file(CLUSTER))
     try:
         deadline = time.monotonic() + 30

@@ -105,3 +105,9 @@ def test_real_few_shot_gsm8k_output() -> None:
 def test_real_run_eval_gsm8k_output() -> None:
     r = parse_gsm8k(text("real_gsm8k_run_eval.txt"))
     assert (r.accuracy, r.invalid, r.latency_s, r.output_throughput) == (0.8, None, 0.867, 207.538)
+
+
+def test_real_sgl_eval_mmlu_output() -> None:
+    r = parse_sgl_eval(text("real_mmlu_sgl_eval.txt"), "mmlu")
+    assert (r.accuracy, r.invalid) == (1.0, 0.0)
+    assert r.latency_s == pytest.approx(1.567, abs=1e-3) and r.output_throughput == pytest.approx(357.32, abs=1e-2)

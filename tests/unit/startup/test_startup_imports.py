@@ -9,6 +9,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 
 
 def _py(code: str) -> str:
@@ -46,6 +49,7 @@ def test_models_are_built_on_first_use_only() -> None:
     # is validated (the inventory), and validation itself still works and still refuses.
     out = _py("""
         import glm5cluster.tasks.registry as reg
+        tasks = list(reg.TASKS.values())  # import and build every task
         from glm5cluster.model import inventory as inv
         from glm5cluster.tasks.base import Params
         def built(cls): return cls.__pydantic_complete__
@@ -60,3 +64,26 @@ def test_models_are_built_on_first_use_only() -> None:
         print(before[0], before[1], before[2] > 5, built(inv.HostSpec), h.name, refused)
     """)
     assert out == "0 False True True node-1 True"
+
+
+def test_registry_imports_only_the_tasks_a_playbook_names() -> None:
+    # The converge playbook names facts, probe, directory, file, systemd_unit, disk_free: the GPU
+    # stack, runtime, router and weights task modules (and what they import) stay unimported.
+    out = _py(f"""
+        import sys
+        from glm5cluster.engine.playbook import load_playbook
+        pb = load_playbook({str(PLAYBOOKS / "converge.yaml")!r})
+        print(len(pb.steps), sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("glm5cluster.tasks.")))
+    """)
+    assert out == "7 ['base', 'files', 'probe', 'registry', 'systemd']"
+
+
+def test_lazy_registry_builds_each_task_once_and_aliases_share_it() -> None:
+    from glm5cluster.tasks import registry
+    from glm5cluster.tasks.base import Task
+
+    assert registry.TASKS["probe"] is registry.TASKS["command"]
+    assert registry.TASKS["facts"] is registry.TASKS["facts"]
+    for name, task in registry.TASKS.items():
+        assert isinstance(task, Task), name
+    assert "nope" not in registry.TASKS and len(registry.TASKS) == len(registry.SPECS)

@@ -9,7 +9,7 @@ benchmark clients, copied verbatim from that wheel at build time (``CLIENT_FILES
 real wheel is committed here), plus the few leaf stand-ins in ``client_standins/`` (each cites the
 real file:line it replaces), with the clients' dependencies declared under the extra ``bench``
 (``BENCH_REQUIRES``): the real wheel requires them unconditionally; the lab keeps them optional
-so that installing ``sglang`` on every other lab host stays small (67 wheels, about 20 s and
+so that installing ``sglang`` on every other lab host stays small (67 wheels, about 30 s and
 380 MB per host otherwise). ``pip install 'sglang[bench]'`` installs them from the lab index.
 
 The version is what the simulator reports (`sglang version`, `/server_info`, `/v1/loads`) and
