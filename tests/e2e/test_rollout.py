@@ -78,6 +78,24 @@ def test_up_serves_through_the_real_router_and_a_rerun_changes_nothing(lab: Any,
     changed_nothing(out)
 
 
+def test_up_restarting_the_groups_takes_each_out_of_the_router_first(lab: Any,
+                                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    # `up --restart` behind the router: each group leaves the router before it stops and rejoins
+    # after readiness and smoke, so the router never sends it a request while it restarts
+    inv = router_inventory(lab, tmp_path_factory.mktemp("rt") / "rt.yaml")
+    rc, out, _ = up(inv, playbook_args(inv.parent), "--restart", "--format", "json")
+    doc, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])  # stdout (the object), then stderr
+    assert rc == 0 and doc["exit_code"] == 0, out[-3000:]
+    launch = next(s for s in doc["steps"] if s["task"] == "launch")["results"]
+    assert launch["node-1"]["summary"].endswith("taken out of the router first"), launch
+    assert launch["node-3"]["summary"].endswith("taken out of the router first"), launch
+    assert {h["state"] for h in doc["hosts"].values()} == {"changed"}, doc["hosts"]
+    assert doc["serving"]["router"] == f"http://{lab.addresses['node-4']}:{ROUTER_PORT}"
+    _, st = status(inv)
+    assert st["router"]["ok"] and st["serving"], st["router"]
+    assert all(r["runs"] and r["runs"].startswith("sglang ") for rep in st["replicas"] for r in rep["ranks"]), st
+
+
 def test_status_names_a_replica_the_router_finds_unhealthy_and_up_heals_it(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     inv = router_inventory(lab, tmp_path_factory.mktemp("rt") / "rt.yaml")
     lab.exec("node-3", "systemctl kill -s SIGKILL glm5-rt-r1.service")  # replica 1's node 0 dies
