@@ -42,13 +42,22 @@ class ProbeRun:
     ok: bool = False
     wall_s: float | None = None
     garbled: tuple[str, ...] = field(default=())
-    last_other: str = ""
-    reached: tuple[int, ...] = ()  # ranks whose TCP connect to the rendezvous worked  # the last line that is not the probe's (a shell or python error)
+    last_other: str = ""  # the last line that is not the probe's (a shell or python error)
+    reached: tuple[int, ...] = ()  # ranks whose TCP connect to the rendezvous worked
+    stages: tuple[tuple[int, str], ...] = ()  # each rank's last stage mark (rank, stage), in rank order
 
     def best(self, phase: str) -> ProbeResult | None:
         """The result of ``phase`` at the largest size (what the gate judges: busbw plateaus there)."""
         rs = [r for r in self.results if r.phase == phase]
         return max(rs, key=lambda r: r.size) if rs else None
+
+    @property
+    def stuck_at(self) -> str | None:
+        """The earliest stage a rank of this node was last seen in before the group formed
+        (``device``, ``reach`` or ``init``); None when every rank got past init or said nothing."""
+        order = ("device", "reach", "init")
+        seen = [st for _, st in self.stages if st in order]
+        return min(seen, key=order.index) if seen and not self.init_s else None
 
     @property
     def timed_out(self) -> bool:
@@ -63,6 +72,7 @@ def parse_probe(text: str) -> ProbeRun:
     done, ok, wall = False, False, None
     other = ""
     reached: list[int] = []
+    stages: dict[int, str] = {}
     for line in text.splitlines():
         if not line.startswith(PREFIX):
             other = line.strip()[:300] or other
@@ -72,6 +82,8 @@ def parse_probe(text: str) -> ProbeRun:
             kind = ev["event"]
             if kind == "reached":
                 reached.append(int(ev["rank"]))
+            elif kind == "stage":
+                stages[int(ev["rank"])] = str(ev["stage"])
             elif kind == "init":
                 init.append(float(ev["init_s"]))
             elif kind == "result":
@@ -85,7 +97,8 @@ def parse_probe(text: str) -> ProbeRun:
                 done, ok, wall = True, bool(ev["ok"]), float(ev["wall_s"])
         except (ValueError, KeyError, TypeError):
             garbled.append(line[:200])
-    return ProbeRun(tuple(init), tuple(results), tuple(errors), done, ok, wall, tuple(garbled), other, tuple(reached))
+    return ProbeRun(tuple(init), tuple(results), tuple(errors), done, ok, wall, tuple(garbled), other, tuple(reached),
+                    tuple(sorted(stages.items())))
 
 
 def split_runs(text: str) -> list[str]:

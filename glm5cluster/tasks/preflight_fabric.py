@@ -214,6 +214,45 @@ class GateVerdict:
     summary: str
 
 
+# where a rank that never joined was stuck (its last stage mark), and what to do about it
+_STUCK = {
+    "device": ("its GPU never answered (torch.cuda.set_device did not return)",
+               "check nvidia-smi, the driver and the fabric manager on {h}; a GPU that hangs here needs a reset"),
+    "reach": ("it could not open TCP to node 0's probe port",
+              "check TCP from {h} to node 0's probe port and the NCCL/Gloo interface; "
+              "NCCL_DEBUG=INFO names the socket that fails"),
+}
+_STUCK_DEFAULT = ("", "check TCP from {h} to node 0's probe port and the NCCL/Gloo interface; "
+                  "NCCL_DEBUG=INFO names the socket that fails")
+
+
+def _judge_hang(runs: Mapping[str, ProbeRun | None], hosts: Sequence[str], timed_out: list[str],
+                timeout: float) -> list[Problem]:
+    """A probe killed at its timeout: name the nodes whose ranks never got to NCCL's init (and
+    where they were stuck); when every node got there, the group itself did not form."""
+    def joined(r: ProbeRun | None) -> bool:
+        return r is not None and bool(r.init_s or (r.reached and r.stuck_at not in _STUCK))
+
+    came = [h for h in hosts if joined(runs.get(h))]
+    missing = [h for h in hosts if h not in came]
+    out: list[Problem] = []
+    for h in missing:
+        r = runs.get(h)
+        cause, fix = _STUCK.get(r.stuck_at or "", _STUCK_DEFAULT) if r is not None else _STUCK_DEFAULT
+        out.append(Problem(h, f"{h} never joined the NCCL group within {timeout:g} s"
+                           + (f": {cause}" if cause else "")
+                           + f" (reached node 0's rendezvous: {', '.join(came) or 'none'})",
+                           fix.format(h=h)))
+    if not missing:
+        for h in timed_out:
+            out.append(Problem(h, f"every node reached node 0's rendezvous ({', '.join(came)}) but the NCCL "
+                               f"group did not form within {timeout:g} s",
+                               "NCCL's own connections between the nodes fail: open NCCL's ports between the "
+                               "nodes (not only the dist-init port), check NCCL_SOCKET_IFNAME and NCCL_IB_HCA; "
+                               "NCCL_DEBUG=INFO names the socket that fails"))
+    return out
+
+
 def judge_probe(runs: Mapping[str, ProbeRun | None], hosts: Sequence[str], min_global: float | None,
                 min_local: float | None, timeout: float) -> GateVerdict:
     """``runs``: each node's parsed probe output (None: nothing came back). Node 0 reports the
@@ -233,13 +272,7 @@ def judge_probe(runs: Mapping[str, ProbeRun | None], hosts: Sequence[str], min_g
                                "see NCCL_DEBUG=INFO output: a blocked port, a wrong interface or a driver fault"))
     timed_out = [h for h in hosts if (r := runs.get(h)) is not None and r.timed_out]
     if timed_out:
-        joined = [h for h in hosts if (r := runs.get(h)) is not None and (r.init_s or r.reached)]
-        missing = [h for h in hosts if h not in joined] or timed_out
-        for h in missing:
-            out.append(Problem(h, f"{h} never joined the NCCL group within {timeout:g} s "
-                               f"(reached node 0's rendezvous: {', '.join(joined) or 'none'})",
-                               f"check TCP from {h} to node 0's probe port and the NCCL/Gloo interface; "
-                               "NCCL_DEBUG=INFO names the socket that fails"))
+        out.extend(_judge_hang(runs, hosts, timed_out, timeout))
     head = runs.get(hosts[0])
     g = head.best("global") if head else None
     gbw = g.busbw_gbps if g and len(hosts) > 1 else None

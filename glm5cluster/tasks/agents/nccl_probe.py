@@ -92,6 +92,12 @@ def _time_allreduce(torch, dist, numel: int, group, iters: int, warmup: int) -> 
     return float(t.item())
 
 
+def mark(args: argparse.Namespace, rank: int, stage: str) -> None:
+    """Where a rank is: when the probe is killed at its timeout, the last mark of a rank that hung
+    says where (a GPU that never answered, the rendezvous, NCCL's own init)."""
+    emit({"event": "stage", "node_rank": args.node_rank, "rank": rank, "stage": stage})
+
+
 def reach(args: argparse.Namespace, rank: int) -> None:
     """Rank 0 hosts the rendezvous; every other rank first proves it can open TCP to it."""
     t0 = time.perf_counter()
@@ -121,10 +127,13 @@ def worker(args: argparse.Namespace) -> int:
         import torch.distributed as dist
 
         stage = "device"
+        mark(args, rank, stage)
         torch.cuda.set_device(local)
         stage = "reach"
+        mark(args, rank, stage)
         reach(args, rank)
         stage = "init"
+        mark(args, rank, stage)
         t0 = time.perf_counter()
         dist.init_process_group(
             "nccl", init_method=f"tcp://{args.master}", world_size=world, rank=rank,

@@ -70,15 +70,32 @@ def test_node_that_cannot_reach_the_rendezvous_is_named() -> None:
     assert runs["n0"].reached and not runs["n1"].reached
     v = F.judge_probe(runs, ["n0", "n1"], None, None, 12)
     assert [p.host for p in v.problems] == ["n1"], v.problems
-    assert "n1 never joined the NCCL group within 12 s (reached node 0's rendezvous: n0)" in v.problems[0].message
+    assert ("n1 never joined the NCCL group within 12 s: it could not open TCP to node 0's probe port "
+            "(reached node 0's rendezvous: n0)") in v.problems[0].message
 
 
-def test_node_that_hangs_in_init_bounded_by_the_timeout() -> None:
+def test_node_whose_gpu_hangs_is_named_alone_with_where_it_stuck() -> None:
     runs = run_nodes([{}, {"never_join": True}], timeout=5)
     assert all(r.timed_out and r.done and not r.ok for r in runs.values())
     assert all(r.wall_s is not None and r.wall_s < 8 for r in runs.values())
+    assert runs["n1"].stuck_at == "device" and runs["n0"].stuck_at == "init"
     v = F.judge_probe(runs, ["n0", "n1"], None, None, 5)
-    assert {p.host for p in v.problems} == {"n0", "n1"}  # both reached, neither knows who hangs
+    assert [p.host for p in v.problems] == ["n1"], v.problems
+    assert ("n1 never joined the NCCL group within 5 s: its GPU never answered (torch.cuda.set_device did "
+            "not return) (reached node 0's rendezvous: n0)") in v.problems[0].message
+    assert "check nvidia-smi, the driver and the fabric manager on n1" in v.problems[0].fix
+
+
+def test_group_that_never_forms_although_every_node_reached_is_said_so() -> None:
+    """Every node reached node 0 and called NCCL's init, which never completed (NCCL's own ports
+    blocked): no node is blamed for not joining; the group is."""
+    runs = run_nodes([{}, {"hang_init": True}], timeout=5)
+    assert all(r.timed_out and r.stuck_at == "init" for r in runs.values()), runs
+    v = F.judge_probe(runs, ["n0", "n1"], None, None, 5)
+    assert {p.host for p in v.problems} == {"n0", "n1"}, v.problems
+    assert all("every node reached node 0's rendezvous (n0, n1) but the NCCL group did not form within 5 s"
+               in p.message and "open NCCL's ports between the nodes" in p.fix for p in v.problems)
+    assert not any("never joined" in p.message for p in v.problems)
 
 
 def test_standin_wheel_installs_with_pip_and_runs_the_probe(tmp_path: Path) -> None:

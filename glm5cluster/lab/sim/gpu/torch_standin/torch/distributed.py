@@ -28,7 +28,8 @@ def knobs() -> dict[str, Any]:
     if raw is None:
         path = os.environ.get("GLM5LAB_NCCL_FILE", "/etc/glm5lab/nccl.json")
         raw = open(path).read() if os.path.exists(path) else "{}"
-    out: dict[str, Any] = {"busbw_gbps": 360.0, "local_busbw_gbps": 440.0, "never_join": False, "fail": ""}
+    out: dict[str, Any] = {"busbw_gbps": 360.0, "local_busbw_gbps": 440.0, "never_join": False, "hang_init": False,
+                           "fail": ""}
     out.update(json.loads(raw or "{}"))
     return out
 
@@ -65,7 +66,7 @@ def _serve(sock: socket.socket, world: int) -> None:
 def init_process_group(backend: str, init_method: str, world_size: int, rank: int, timeout: Any = None,
                        device_id: Any = None) -> None:
     k = knobs()
-    if k["never_join"]:
+    if k["hang_init"]:  # reached the rendezvous, then NCCL's own connections never come up
         while True:
             time.sleep(3600)
     if k["fail"]:
