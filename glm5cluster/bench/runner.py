@@ -185,6 +185,17 @@ def run_bench(inv: Inventory, topo: Topology, connect: Callable[[str], Connectio
                     hint=("MMLU is scored by the separate sgl-eval package: install it into the runtime "
                           "(pip install sgl-eval), or leave mmlu out (--suite)") if "sgl_eval" in missing
                     else "use an SGLang release that ships the client, or leave the suite out (--suite)")
+            failing = installed.failing(suite, bool(api_key))
+            if failing:
+                mod, why = next(iter(failing.items()))
+                raise GlmError(
+                    f"replica {rep.index} ({rep.head.node.name}): SGLang {installed.version or '(unknown)'} "
+                    f"ships the {suite.value} client {mod}, but it cannot be imported in {target}: {why}",
+                    hint=("install the client's dependencies into the runtime: list them in the inventory's "
+                          "serving.extra_packages (e.g. "
+                          f"'sglang[bench]=={installed.version or inv.serving.sglang_version}'"
+                          + (", 'sgl-eval==0.1.3'" if suite is Suite.MMLU else "")
+                          + ") and run `glm5cluster up INVENTORY`, or leave the suite out (--suite)"))
         workdir = make_workdir(conn)
         try:
             staged = stage_data(conn, rt, target, workdir, req.data_files)

@@ -145,15 +145,21 @@ def required_modules(suite: Suite, api_key: bool) -> tuple[str, ...]:
 
 
 def probe_argv(prefix: Sequence[str]) -> list[str]:
-    """Print the installed SGLang version and, per client module, whether it is importable
-    (``find_spec``: nothing is imported, so a heavy client costs nothing here)."""
-    code = ("import importlib.metadata as m, importlib.util as u\n"
+    """Print the installed SGLang version and, per client module, whether it imports: ``no``
+    (not shipped), ``yes``, or ``broken <error>`` (shipped, but an import inside it fails, e.g.
+    ``ModuleNotFoundError: No module named 'aiohttp'``: the client's dependencies are missing)."""
+    code = ("import importlib, importlib.metadata as m, importlib.util as u\n"
             "try:\n    print('version', m.version('sglang'))\n"
             "except Exception:\n    print('version none')\n"
             "for mod in " + repr(list(PROBE_MODULES)) + ":\n"
             "    try:\n        ok = u.find_spec(mod) is not None\n"
             "    except Exception:\n        ok = False\n"
-            "    print('module', mod, 'yes' if ok else 'no')\n")
+            "    if not ok:\n        print('module', mod, 'no')\n        continue\n"
+            "    try:\n        importlib.import_module(mod)\n"
+            "    except BaseException as e:\n"
+            "        why = (type(e).__name__ + ': ' + str(e)).replace(chr(10), ' ')[:300]\n"
+            "        print('module', mod, 'broken', why)\n        continue\n"
+            "    print('module', mod, 'yes')\n")
     return [*prefix, "-c", code]
 
 
@@ -161,18 +167,26 @@ def probe_argv(prefix: Sequence[str]) -> list[str]:
 class Installed:
     version: str | None
     modules: frozenset[str]
+    broken: Mapping[str, str] = field(default_factory=dict)  # module -> the import error it raised
 
     def missing(self, suite: Suite, api_key: bool) -> tuple[str, ...]:
-        return tuple(m for m in required_modules(suite, api_key) if m not in self.modules)
+        return tuple(m for m in required_modules(suite, api_key) if m not in self.modules and m not in self.broken)
+
+    def failing(self, suite: Suite, api_key: bool) -> dict[str, str]:
+        """The suite's client modules that are shipped but do not import: module -> error."""
+        return {m: self.broken[m] for m in required_modules(suite, api_key) if m in self.broken}
 
 
 def parse_probe(text: str) -> Installed:
     version: str | None = None
     mods = set()
+    broken: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == "version":
             version = None if parts[1] == "none" else parts[1]
         elif len(parts) == 3 and parts[0] == "module" and parts[2] == "yes":
             mods.add(parts[1])
-    return Installed(version, frozenset(mods))
+        elif len(parts) >= 3 and parts[0] == "module" and parts[2] == "broken":
+            broken[parts[1]] = " ".join(parts[3:]) or "import failed"
+    return Installed(version, frozenset(mods), broken)

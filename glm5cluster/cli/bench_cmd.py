@@ -22,6 +22,7 @@ from glm5cluster.bench.suites import SuiteParams
 from glm5cluster.cli.bench_view import comparison_json, print_comparison, print_history
 from glm5cluster.cli.inventory_io import load_and_check
 from glm5cluster.cli.session import connect_options, transport_option
+from glm5cluster.cli.verdict import bench_file
 from glm5cluster.connect.pool import ConnectionPool
 from glm5cluster.engine.procedures.status import collect
 from glm5cluster.errors import GlmError, InputError
@@ -40,6 +41,12 @@ def parse_suites(text: str) -> tuple[Suite, ...]:
 def _local(base: str, path: str) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else Path(base) / p
+
+
+def _pick(flag: str | None, field: str | None, base_dir: str) -> Path | None:
+    if flag:
+        return _local(os.getcwd(), flag)
+    return Path(bench_file(base_dir, field)) if field else None
 
 
 @click.command()
@@ -88,19 +95,22 @@ def command(ctx: click.Context, inventory: str, suites: str, replicas: tuple[int
         raise InputError("--via-router: this inventory has no router (replicas.router)",
                          hint="drop --via-router, or add replicas.router to the inventory")
     files: dict[str, bytes] = {}
-    gsm8k_path = data_path or inv.bench.gsm8k_data_path
     if data_path and Suite.GSM8K not in chosen:
         raise click.BadParameter("--data-path is the GSM8K test file: add gsm8k to --suite", param_hint="--data-path")
+    if mmlu_data_path and Suite.MMLU not in chosen:
+        raise click.BadParameter("--mmlu-data-path is the MMLU file: add mmlu to --suite",
+                                 param_hint="--mmlu-data-path")
+    # The flag (relative to the working folder) wins over the inventory's bench.* path
+    # (relative to the inventory's folder).
+    gsm8k_path = _pick(data_path, inv.bench.gsm8k_data_path, loaded.base_dir)
     if gsm8k_path and Suite.GSM8K in chosen:
-        base = os.getcwd() if data_path else loaded.base_dir
-        files["gsm8k"] = bench_data.gsm8k_file(_local(base, gsm8k_path), num_questions or 200)
-    if sharegpt_path:
-        files["sharegpt"] = bench_data.sharegpt_file(_local(os.getcwd(), sharegpt_path))
-    if mmlu_data_path:
-        if Suite.MMLU not in chosen:
-            raise click.BadParameter("--mmlu-data-path is the MMLU file: add mmlu to --suite",
-                                     param_hint="--mmlu-data-path")
-        files["mmlu"] = bench_data.mmlu_file(_local(os.getcwd(), mmlu_data_path), num_questions)
+        files["gsm8k"] = bench_data.gsm8k_file(gsm8k_path, num_questions or 200)
+    sharegpt = _pick(sharegpt_path, inv.bench.sharegpt_path, loaded.base_dir)
+    if sharegpt and (sharegpt_path or any(s.is_serving for s in chosen)):
+        files["sharegpt"] = bench_data.sharegpt_file(sharegpt)
+    mmlu = _pick(mmlu_data_path, inv.bench.mmlu_data_path, loaded.base_dir)
+    if mmlu and Suite.MMLU in chosen:
+        files["mmlu"] = bench_data.mmlu_file(mmlu, num_questions)
     key_env = inv.serving.secrets.api_key_env
     api_key = os.environ.get(key_env) if key_env else None
     if key_env and not api_key:

@@ -46,10 +46,14 @@ def command() -> None:
               help="Require a hub token: the value of environment variable NAME (never an argument).")
 @click.option("--docker-on-demand", is_flag=True,
               help="Hosts start dockerd on first use, not at boot (dockerd+containerd ~130 MiB RSS per host; for large labs).")
+@click.option("--bench-clients/--no-bench-clients", default=True, show_default=True,
+              help="The inventory installs the benchmark clients' dependencies (sglang[bench], sgl-eval; "
+                   "~50 s more per `up`) and names the lab's question files, so `glm5cluster bench` runs all suites.")
 @click.pass_context
 def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node: int, subnet: str,
            sudo_user_hosts: int, overrides: tuple[str, ...], mirror: bool, hub_shards: int,
-           hub_shard_mb: float, hub_rate_mbps: float, hub_token_env: str | None, docker_on_demand: bool) -> None:
+           hub_shard_mb: float, hub_rate_mbps: float, hub_token_env: str | None, docker_on_demand: bool,
+           bench_clients: bool) -> None:
     """Create (or reconcile) a lab and write its inventory; its path is printed on stdout."""
     console = make_console(stderr=True, highlight=False, markup=False)
     settings = LabSettings(
@@ -57,7 +61,7 @@ def up_cmd(ctx: click.Context, name: str, n_hosts: int, gpu: str, gpus_per_node:
         sudo_user_hosts=min(sudo_user_hosts, n_hosts), overrides=parse_overrides(list(overrides), n_hosts),
         mirror=mirror, hub_shards=hub_shards, hub_shard_mb=hub_shard_mb, hub_rate_mbps=hub_rate_mbps,
         hub_token=os.environ.get(hub_token_env, "") if hub_token_env else "",
-        docker_on_demand=docker_on_demand,
+        docker_on_demand=docker_on_demand, bench_clients=bench_clients,
     )
     client = ensure_engine(console)
     info = up(client, settings, console)

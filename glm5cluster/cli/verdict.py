@@ -47,6 +47,20 @@ def local_file_problems(loaded: LoadedInventory) -> Iterator[PlanError]:
     archive = inv.serving.image_archive
     if archive is not None and for_inventory(inv).needs_container_engine:  # it is `docker load`ed
         yield from _file_problem(archive, "serving.image_archive", "image_archive")
+    for field in ("gsm8k_data_path", "sharegpt_path", "mmlu_data_path"):
+        path = getattr(inv.bench, field)
+        if path is not None:
+            yield from _file_problem(bench_file(loaded.base_dir, path), f"bench.{field}", field)
+    if inv.serving.extra_packages and for_inventory(inv).needs_container_engine:
+        yield PlanError("the docker runtime runs the image as it is: extra_packages are installed into the "
+                        "venv runtime only", hint="drop serving.extra_packages, or build an image that "
+                        "contains them (serving.image)", path="serving.extra_packages")
+
+
+def bench_file(base_dir: str, path: str) -> str:
+    """A bench data path of the inventory: ~ expands, relative to the inventory's folder."""
+    p = os.path.expanduser(path)
+    return os.path.normpath(p if os.path.isabs(p) else os.path.join(base_dir, p))
 
 
 def _file_problem(path: str, where: str, field: str) -> Iterator[PlanError]:

@@ -40,6 +40,9 @@ class LabSettings:
     hub_rate_mbps: float = 0.0  # total cap of the simulated WAN link (0: none)
     hub_token: str = ""  # non-empty: the hub requires this bearer token (a gated repository)
     docker_on_demand: bool = False  # hosts start dockerd on first use (socket activation), not at boot
+    # the inventory installs the benchmark clients' dependencies (sglang[bench], sgl-eval) and
+    # names the lab's question files, so `glm5cluster bench` runs all four suites (`lab up` sets it)
+    bench_clients: bool = False
 
     def save(self) -> None:
         path = lab_dir(self.name) / "lab.json"
@@ -116,8 +119,10 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
             "weights_dir": "/srv/models/GLM-5",
             "source": {"kind": "hub", "endpoint": m.hub, "insecure": True},  # the lab mirror is plain http
         },
-        "serving": {"runtime": "venv", "sglang_version": "0.5.23", "package_index": m.pypi, "insecure": True,
+        "serving": {"runtime": "venv", "sglang_version": SIM_VERSION, "package_index": m.pypi, "insecure": True,
+                    **({"extra_packages": list(BENCH_PACKAGES)} if s.bench_clients else {}),
                     "secrets": {"hf_token_env": "HF_TOKEN"}},
+        **({"bench": {f: home_relative(d / "bench" / n) for f, n in BENCH_FILES.items()}} if s.bench_clients else {}),
         # no torch/NCCL in the lab's stand-in runtime: `up` skips the NCCL gate (preflight --nccl
         # is the way to run it by hand)
         "preflight": {"nccl_gate": False},
@@ -137,8 +142,31 @@ def inventory_data(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]])
     }
 
 
+SIM_VERSION = "0.5.23"
+# The benchmark clients' dependencies on the lab package index: the sim wheel's `bench` extra
+# (the real clients' imports: aiohttp, numpy, ...) and sgl-eval, which the real 0.5.23 wheel's
+# `test` extra pins for MMLU.
+BENCH_PACKAGES = (f"sglang[bench]=={SIM_VERSION}", "sgl-eval==0.1.3")
+# bench.* field -> file under the lab's folder, written from the simulator's own questions
+BENCH_FILES = {"gsm8k_data_path": "gsm8k.jsonl", "sharegpt_path": "sharegpt.json", "mmlu_data_path": "mmlu.jsonl"}
+QUESTIONS = Path(__file__).parent / "sim" / "sglang_sim" / "sglang" / "_sim" / "bench_questions.json"
+
+
+def write_bench_files(name: str) -> Path:
+    """The questions the simulated server answers, as the clients' local data files."""
+    doc = json.loads(QUESTIONS.read_text())
+    d = lab_dir(name) / "bench"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "gsm8k.jsonl").write_text("".join(json.dumps(r) + "\n" for r in doc["gsm8k"]))
+    (d / "mmlu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in doc["mmlu"]))
+    (d / "sharegpt.json").write_text(json.dumps(doc["sharegpt"]) + "\n")
+    return d
+
+
 def write_inventory(s: LabSettings, hosts: list[tuple[str, str, str, int, bool]]) -> Path:
     data = inventory_data(s, hosts)
+    if s.bench_clients:
+        write_bench_files(s.name)
     try:
         Inventory.model_validate(data)
     except Exception as e:  # a bug in this module, not the user's input

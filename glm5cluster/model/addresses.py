@@ -63,3 +63,29 @@ def check_revision(value: str) -> str:
     if ".." in value.split("/") or ".." in value:
         raise ValueError(f"{value!r} contains '..'; use a commit hash, branch or tag")
     return value
+
+
+# A PEP 508 requirement without a direct URL: name, optional extras, optional version
+# specifiers, optional environment marker (pip options such as ``-e``/``--index-url`` and URL
+# references are refused: packages come from the serving package index, like sglang itself).
+_REQ_NAME = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
+_REQ_SPEC = r"(===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+_REQUIREMENT = re.compile(
+    rf"^{_REQ_NAME}\s*(\[\s*{_REQ_NAME}(\s*,\s*{_REQ_NAME})*\s*\])?"
+    rf"\s*({_REQ_SPEC}(\s*,\s*{_REQ_SPEC})*)?"
+    r"\s*(;\s*[A-Za-z0-9_.<>=!~'\" ()-]+)?$")
+
+
+def check_requirement(value: str) -> str:
+    """A pip requirement string (PEP 508, no URL, no pip option)."""
+    text = value.strip()
+    if text.startswith("-"):
+        raise ValueError(f"{value!r} is a pip option, not a requirement: write package requirements only "
+                         "(e.g. 'sgl-eval==0.1.3'; the index is serving.package_index)")
+    if "://" in text or "@" in text.split(";", 1)[0]:
+        raise ValueError(f"{value!r} is a URL reference: write a requirement the package index serves "
+                         "(e.g. 'sgl-eval==0.1.3'; publish the package to serving.package_index)")
+    if not _REQUIREMENT.match(text):
+        raise ValueError(f"{value!r} is not a PEP 508 requirement (e.g. 'sgl-eval==0.1.3', "
+                         "'sglang[bench]==0.5.23', 'aiohttp>=3.9')")
+    return text

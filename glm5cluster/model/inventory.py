@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,7 +25,12 @@ from pydantic import (
     model_validator,
 )
 
-from glm5cluster.model.addresses import check_host, check_node_path, check_revision
+from glm5cluster.model.addresses import (
+    check_host,
+    check_node_path,
+    check_requirement,
+    check_revision,
+)
 from glm5cluster.model.images import release_of_image
 
 # Strict scalars: YAML `true` is not the number 1, and "yes" is not a boolean.
@@ -50,6 +56,7 @@ SafePath = Annotated[str, StringConstraints(pattern=SAFE_PATH_RE)]
 LOCAL_PATH_RE = r"^[^\x00-\x1f\x7f]{1,4096}$"
 LocalPath = Annotated[str, StringConstraints(pattern=LOCAL_PATH_RE)]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+Requirement = Annotated[str, StringConstraints(max_length=500), AfterValidator(check_requirement)]
 LABEL_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_RE)]
 LABEL_VALUE_RE = r"^[A-Za-z0-9_.-]{0,63}$"
@@ -240,6 +247,7 @@ class ServeSpec(Record):
     image: Annotated[str, StringConstraints(pattern=IMAGE_RE)] | None = Field(default=None, description="Container image for the docker runtime (default: chosen for the hardware and version).")
     venv_path: SafePath = Field(default="/opt/glm5cluster/venv", description="Virtual environment on the nodes for the venv runtime.")
     package_index: Url | None = Field(default=None, description="Python package index URL for the venv runtime (default PyPI).")
+    extra_packages: list[Requirement] = Field(default_factory=list, description="More pip requirements (PEP 508, no URLs or pip options) installed into the venv with sglang, from the same index with the same pip flags, e.g. `sgl-eval==0.1.3` for `bench`'s MMLU suite or `sglang[bench]==0.5.23` for the benchmark clients' dependencies. venv runtime only (the docker image is what it is).")
     http_port: Port = Field(default=30000, description="HTTP port of the server (node 0 serves the API).")
     dist_init_port: Port = Field(default=20000, description="Rendezvous port on node 0 (--dist-init-addr).")
     features: Features = Field(default_factory=Features, description="SGLang features.")
@@ -330,6 +338,8 @@ class BenchSpec(Record):
 
     tolerance: BenchTolerance = Field(default_factory=BenchTolerance, description="Regression tolerances for `bench --gate`.")
     gsm8k_data_path: LocalPath | None = Field(default=None, description="Local GSM8K test file (JSON lines with `question` and `answer`) copied to node 0, for sites that cannot download it; `--data-path` overrides.")
+    sharegpt_path: LocalPath | None = Field(default=None, description="Local ShareGPT JSON for the serving suites' random dataset, copied to node 0 instead of downloading it; `--sharegpt-path` overrides.")
+    mmlu_data_path: LocalPath | None = Field(default=None, description="Local MMLU file (sgl-eval's prepared test.jsonl) copied to node 0 instead of downloading it; `--mmlu-data-path` overrides.")
 
 
 class PreflightSpec(Record):

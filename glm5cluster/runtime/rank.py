@@ -115,6 +115,8 @@ def rank_launch(inv: Inventory, topology: Topology, replica: Replica, rank: Rank
     svc = rank_service(inv, topology, replica, rank, rt, fabric)
     extra = hashlib.sha256(env.encode()).digest()
     extra += hashlib.sha256(secret.value.encode()).digest() if secret else b"-"
+    if inv.serving.extra_packages:  # what the venv holds besides sglang (absent: digests as before)
+        extra += hashlib.sha256("\n".join(inv.serving.extra_packages).encode()).digest()
     return RankLaunch(
         host=rank.node.name, replica=replica.index, node_rank=rank.node_rank, is_head=rank.is_head,
         runtime=rt, service=svc, target=rt.target(svc.stem),

@@ -181,6 +181,14 @@ class SglangImage(Task[RuntimeParams]):
 class VenvState:
     python: bool
     sglang: str | None
+    extras: tuple[str, ...] | None = None  # serving.extra_packages the last install installed (None: none recorded)
+
+
+EXTRAS_STAMP = "glm5cluster-extra-packages.json"  # in the venv: the extra requirements installed, as JSON
+
+
+def extras_stamp(venv: str) -> str:
+    return f"{venv}/{EXTRAS_STAMP}"
 
 
 class VenvFact(Fact[VenvState]):
@@ -191,17 +199,29 @@ class VenvFact(Fact[VenvState]):
 
     def command(self) -> Shell:
         py = shlex.quote(f"{self.venv}/bin/python")
-        return Shell.sh(f"test -x {py} || exit 3; {py} -c 'import importlib.metadata as m; print(m.version(\"sglang\"))'",
+        stamp = shlex.quote(extras_stamp(self.venv))
+        return Shell.sh(f"test -x {py} || exit 3; {py} -c 'import importlib.metadata as m; print(m.version(\"sglang\"))' "
+                        f"&& {{ printf 'extras '; cat {stamp} 2>/dev/null || echo none; }}",
                         description=f"sglang version in {self.venv}")
 
     def parse(self, result: CommandResult) -> VenvState:
         if result.exit_code == 3:
             return VenvState(False, None)
-        return VenvState(True, result.stdout.strip().splitlines()[-1] if result.ok and result.stdout.strip() else None)
+        lines = result.stdout.strip().splitlines() if result.ok else []
+        extras: tuple[str, ...] | None = None
+        if lines and lines[-1].startswith("extras "):
+            try:
+                doc = json.loads(lines.pop()[7:])
+                extras = tuple(str(x) for x in doc) if isinstance(doc, list) else None
+            except ValueError:
+                extras = None
+        return VenvState(True, lines[-1] if lines else None, extras)
 
 
 class SglangVenv(Task[RuntimeParams]):
-    """venv runtime: ``python3 -m venv`` + ``pip install sglang==<version>`` (PyPI or the index)."""
+    """venv runtime: ``python3 -m venv`` + ``pip install sglang==<version>`` and the inventory's
+    ``serving.extra_packages`` (PyPI or the index); the extras installed are recorded in the venv,
+    so a converged re-run changes nothing."""
 
     name = "sglang.venv"
     Params = RuntimeParams
@@ -215,16 +235,25 @@ class SglangVenv(Task[RuntimeParams]):
         if for_inventory(ctx.inv).venv() is None:
             return Skip(f"serving.runtime is {serving.runtime.value}: no venv")
         st: VenvState = facts["venv"]
-        if st.sglang == serving.sglang_version:
-            return NoOp(f"sglang {st.sglang} installed in {serving.venv_path}")
+        extras = tuple(serving.extra_packages)
+        extras_ok = not extras or st.extras == extras
+        if st.sglang == serving.sglang_version and extras_ok:
+            more = f" with {', '.join(extras)}" if extras else ""
+            return NoOp(f"sglang {st.sglang} installed in {serving.venv_path}{more}")
         cmds: list[Command] = []
         if not st.python:
             cmds.append(Shell.cmd("python3", "-m", "venv", serving.venv_path, sudo=True, description=f"create {serving.venv_path}"))
         cmds.append(Shell.cmd(f"{serving.venv_path}/bin/pip", "install", "--disable-pip-version-check", "-q",
-                              *pip_index_args(serving.package_index), f"sglang=={serving.sglang_version}",
-                              sudo=True, timeout=3600, description=f"pip install sglang=={serving.sglang_version}"))
+                              *pip_index_args(serving.package_index), f"sglang=={serving.sglang_version}", *extras,
+                              sudo=True, timeout=3600, description=f"pip install sglang=={serving.sglang_version}"
+                              + "".join(f" {e}" for e in extras)))
+        if extras:
+            stamp = extras_stamp(serving.venv_path)
+            cmds.append(Upload(stamp, (json.dumps(list(extras)) + "\n").encode(), 0o644, sudo=True,
+                               description="record the extra packages installed"))
         was = f" (was {st.sglang})" if st.sglang else ""
-        return Change(cmds, f"install sglang {serving.sglang_version} into {serving.venv_path}{was}")
+        more = f" with {', '.join(extras)}" if extras else ""
+        return Change(cmds, f"install sglang {serving.sglang_version}{more} into {serving.venv_path}{was}")
 
 
 def flagcheck_command(inventory: Inventory, gpu: GpuProfile, argv: list[str]) -> Shell:

@@ -38,7 +38,10 @@ def planner():
     return plan
 
 
-EXAMPLE_KEYS = (".ssh/id_ed25519", ".glm5cluster/lab/default/id_ed25519")
+EXAMPLE_KEYS = (".ssh/id_ed25519", ".glm5cluster/lab/default/id_ed25519",
+                # the lab inventories' bench data files (`lab up` writes them)
+                ".glm5cluster/lab/default/bench/gsm8k.jsonl", ".glm5cluster/lab/default/bench/sharegpt.json",
+                ".glm5cluster/lab/default/bench/mmlu.jsonl")
 
 
 @pytest.fixture

@@ -127,3 +127,35 @@ def test_plan_text_is_plain_and_copy_pasteable_on_a_narrow_terminal(tmp_path: Pa
             assert shlex.split(shlex.join(node["command"])) == node["command"]
     for box in "│─╭╮╰╯┃━":
         assert box not in text
+
+
+def test_extra_packages_are_requirements_and_venv_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ok = write(tmp_path, "  extra_packages: ['sglang[bench]==0.5.23', sgl-eval==0.1.3, 'aiohttp>=3.9,<4']\n")
+    rc, _, err = run(["validate", str(ok)], capsys)
+    assert rc == 0, err
+    for bad, why in (("-e .", "is a pip option"), ("--index-url=http://x/simple", "is a pip option"),
+                     ("sgl-eval @ https://user:secret@example.com/sgl_eval.whl", "is a URL reference"),
+                     ("sgl-eval==0.1.3; rm -rf /`", "is not a PEP 508 requirement")):
+        path = write(tmp_path, f"  extra_packages: [{bad!r}]\n")
+        rc, _, err = run(["validate", str(path)], capsys)
+        assert rc == 2 and "inv.yaml:7: serving.extra_packages[0]:" in err and why in err, err
+        assert "Traceback" not in err
+    docker = write(tmp_path, "  runtime: docker\n  extra_packages: [sgl-eval==0.1.3]\n")
+    rc, _, err = run(["validate", str(docker)], capsys)
+    assert rc == 2 and "serving.extra_packages: the docker runtime runs the image as it is" in err
+    assert "build an image that contains them" in err
+
+
+def test_bench_data_paths_resolve_against_the_inventory_and_must_exist(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "  http_port: 30000\n",
+                 "bench: {gsm8k_data_path: q/gsm8k.jsonl, sharegpt_path: q/sg.json, mmlu_data_path: q/mmlu.jsonl}\n")
+    rc, _, err = run(["validate", str(path)], capsys)
+    assert rc == 2
+    for field, name in (("gsm8k_data_path", "gsm8k.jsonl"), ("sharegpt_path", "sg.json"), ("mmlu_data_path", "mmlu.jsonl")):
+        assert f"inv.yaml:8: bench.{field}: {tmp_path / 'q' / name} does not exist" in err, err
+    (tmp_path / "q").mkdir()
+    for name in ("gsm8k.jsonl", "sg.json", "mmlu.jsonl"):
+        (tmp_path / "q" / name).write_text("{}\n")
+    rc, _, err = run(["validate", str(path)], capsys)
+    assert rc == 0, err

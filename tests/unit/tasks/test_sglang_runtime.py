@@ -9,19 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glm5cluster.commands import CommandResult, Shell
+from glm5cluster.commands import CommandResult, Shell, Upload
 from glm5cluster.model.catalog import gpu_profile
 from glm5cluster.model.inventory import GpuKind, Inventory
 from glm5cluster.model.nodes import resolve_nodes
 from glm5cluster.runtime.rank import rank_command
 from glm5cluster.tasks.base import Change, HostContext, NoOp, Skip
 from glm5cluster.tasks.sglang_runtime import (
+    EXTRAS_STAMP,
     FLAGCHECK_SNIPPET,
     ImageFact,
     RuntimeParams,
     SglangImage,
     SglangVenv,
     VenvFact,
+    extras_stamp,
     flagcheck_command,
     flagcheck_verdict,
 )
@@ -190,3 +192,52 @@ def test_snippet_runs_the_installed_post_parse_check(tmp_path) -> None:
 def test_snippet_without_post_parse_check_says_so() -> None:
     ok, msg, _ = flagcheck_verdict(run_snippet(["--model-path", "/m", "--tp-size", "8"]), "head")
     assert ok and "not available" in msg
+
+
+def test_venv_extra_packages_installed_with_sglang_recorded_and_converged(tmp_path: Path) -> None:
+    i = inv(runtime="venv", package_index="http://mirror.lab:8081/simple",
+            extra_packages=["sglang[bench]==0.5.23", "sgl-eval==0.1.3"])
+    fact = VenvFact(str(tmp_path / "venv"))
+    # the fact's own command, against a venv whose python prints the sglang version
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    py = tmp_path / "venv" / "bin" / "python"
+    py.write_text("#!/bin/sh\necho 0.5.23\n")
+    py.chmod(0o755)
+
+    def observe() -> Any:
+        r = subprocess.run(["sh", "-c", fact.command().command_line()], capture_output=True, text=True, timeout=30)
+        return fact.parse(CommandResult("x", r.returncode, r.stdout, r.stderr))
+
+    st = observe()
+    assert st.sglang == "0.5.23" and st.extras is None
+    out = SglangVenv().plan(RuntimeParams(), Ctx(i), {"venv": st})  # sglang there, extras never installed
+    assert isinstance(out, Change)
+    pip = [c.command_line() for c in out.commands if isinstance(c, Shell)]
+    assert pip == ["/opt/glm5cluster/venv/bin/pip install --disable-pip-version-check -q --index-url "
+                   "http://mirror.lab:8081/simple --trusted-host mirror.lab sglang==0.5.23 'sglang[bench]==0.5.23' "
+                   "sgl-eval==0.1.3"]
+    stamp = [c for c in out.commands if isinstance(c, Upload)]
+    assert [s.dest for s in stamp] == [extras_stamp("/opt/glm5cluster/venv")]
+    (tmp_path / "venv" / EXTRAS_STAMP).write_bytes(stamp[0].content)  # what the install leaves behind
+    st = observe()
+    assert st.extras == ("sglang[bench]==0.5.23", "sgl-eval==0.1.3")
+    again = SglangVenv().plan(RuntimeParams(), Ctx(i), {"venv": st})
+    assert isinstance(again, NoOp) and "with sglang[bench]==0.5.23, sgl-eval==0.1.3" in again.reason
+    more = inv(runtime="venv", extra_packages=["sglang[bench]==0.5.23", "sgl-eval==0.1.4"])
+    assert isinstance(SglangVenv().plan(RuntimeParams(), Ctx(more), {"venv": st}), Change)  # a changed list installs
+    assert isinstance(SglangVenv().plan(RuntimeParams(), Ctx(inv(runtime="venv")), {"venv": st}), NoOp)
+
+
+def test_extra_packages_are_part_of_the_rank_digest_only_when_set() -> None:
+    from glm5cluster.runtime import for_inventory
+    from glm5cluster.runtime.rank import rank_launch
+
+    def digest(**serving: Any) -> str:
+        i = inv(runtime="venv", **serving)
+        topo = plan_topology(i, resolve_nodes(i))
+        rep = topo.replicas[0]
+        return rank_launch(i, topo, rep, rep.head, None, for_inventory(i)).digest
+
+    plain = digest()
+    assert plain == digest(extra_packages=[])
+    assert digest(extra_packages=["sgl-eval==0.1.3"]) not in (plain, digest(extra_packages=["sgl-eval==0.1.4"]))

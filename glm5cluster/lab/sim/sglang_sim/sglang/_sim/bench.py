@@ -10,7 +10,8 @@ re-read whenever it changes, so a lab test sets the knobs on a node without a re
   and chat completion (defaults 30 / 4 ms); ``accept_length``: the EAGLE accept length reported
   when the server runs speculative decoding (``meta_info.spec_accept_length`` and
   ``/server_info`` ``internal_states[0].avg_spec_accept_length``).
-- ``questions``: question files in the clients' formats: GSM8K (JSON lines with ``question`` and
+- ``questions``: question files (absent: the lab's own, ``bench_questions.json`` beside this
+  module, which ``glm5cluster lab up`` also writes on the controller) in the clients' formats: GSM8K (JSON lines with ``question`` and
   ``answer`` ending in ``#### <number>``) and MMLU as sgl-eval prepares it (JSON lines with
   ``problem`` and ``expected_answer``, a letter A-D). A prompt that contains one of their
   questions gets an answer; of the questions, the fraction ``accuracy`` (default 1.0) is
@@ -27,6 +28,9 @@ import re
 import threading
 
 DEFAULT_PATH = "/etc/glm5lab/sglang-sim-bench.json"
+# The lab's question files ({"gsm8k": rows, "mmlu": rows, "sharegpt": conversations}); `lab up`
+# writes the same rows on the controller for the default inventory's bench.* paths.
+QUESTIONS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_questions.json")
 FILLER = ("the", "model", "serves", "tokens", "quickly", "and", "every", "answer", "is", "checked")
 
 
@@ -39,22 +43,35 @@ class Knobs:
         self.accept_length = float(doc.get("accept_length", 3.2))
         self.accuracy = min(1.0, max(0.0, float(doc.get("accuracy", 1.0))))
         self.questions = {}  # question text -> (index in its file, gold number or letter)
+        if "questions" not in doc:  # the lab's own question files (bench_questions.json)
+            self._load_default()
         for path in doc.get("questions") or ():
             self._load(path)
+
+    def _load_default(self):
+        try:
+            with open(QUESTIONS_PATH, encoding="utf-8") as f:
+                doc = json.load(f)
+            self._add(doc["gsm8k"])
+            self._add(doc["mmlu"])
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            pass
 
     def _load(self, path):
         try:
             with open(path, encoding="utf-8") as f:
-                for i, line in enumerate(x for x in f if x.strip()):
-                    row = json.loads(line)
-                    if "problem" in row:  # MMLU, sgl-eval's prepared format
-                        self.questions[row["problem"].strip()] = (i, str(row["expected_answer"]).strip())
-                        continue
-                    nums = re.findall(r"-?\d+", row["answer"].split("####")[-1].replace(",", ""))
-                    if nums:
-                        self.questions[row["question"].strip()] = (i, int(nums[-1]))
+                self._add(json.loads(line) for line in f if line.strip())
         except (OSError, ValueError, KeyError, AttributeError):
             pass  # an unreadable file answers nothing
+
+    def _add(self, rows):
+        for i, row in enumerate(rows):
+            if "problem" in row:  # MMLU, sgl-eval's prepared format
+                self.questions[row["problem"].strip()] = (i, str(row["expected_answer"]).strip())
+                continue
+            nums = re.findall(r"-?\d+", row["answer"].split("####")[-1].replace(",", ""))
+            if nums:
+                self.questions[row["question"].strip()] = (i, int(nums[-1]))
 
     def right(self, index):
         return math.floor((index + 1) * self.accuracy + 1e-9) > math.floor(index * self.accuracy + 1e-9)
