@@ -19,18 +19,19 @@ option table of that version (`glm5cluster/sglang/data/server-options-<version>.
 parser is built from it; otherwise from the 0.5.23 table.
 """
 
-import base64
 import fnmatch
-import hashlib
 import os
 import sys
 import zipfile
+
+if __package__ in (None, ""):  # run as a script: the repository root onto the path
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", ".."))
+from glm5cluster.lab.sim.wheelfile import write_wheel  # noqa: E402
 
 NAME = "sglang"
 VERSION = "0.5.23"
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPTIONS_DIR = os.path.join(HERE, "..", "..", "..", "sglang", "data")
-EPOCH = (2026, 1, 1, 0, 0, 0)
 STANDINS = os.path.join(HERE, "client_standins")
 
 # The real clients and what they import (module level, plus the lazy imports on the paths the
@@ -75,11 +76,6 @@ def _package_files():
             if name.endswith((".py", ".json")):
                 full = os.path.join(dirpath, name)
                 yield os.path.relpath(full, HERE).replace(os.sep, "/"), full
-
-
-def _record_line(arcname, data):
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{arcname},sha256={digest},{len(data)}"
 
 
 def _options_table(version, options_dir):
@@ -138,21 +134,9 @@ def build_wheel(out_dir, version=VERSION, options_dir=OPTIONS_DIR, clients=None)
         requires = "Provides-Extra: bench\n" + "".join(f'Requires-Dist: {r}; extra == "bench"\n'
                                                          for r in BENCH_REQUIRES)
     metadata = METADATA.format(name=NAME, version=version, requires=requires)
-    for name, text in (("METADATA", metadata), ("WHEEL", WHEEL), ("entry_points.txt", ENTRY_POINTS),
-                       ("top_level.txt", NAME + "\n")):
-        entries.append((f"{dist_info}/{name}", text.encode()))
-    record = [_record_line(a, d) for a, d in entries] + [f"{dist_info}/RECORD,,"]
-    entries.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
-    tmp = path + ".tmp"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for arcname, data in entries:
-            info = zipfile.ZipInfo(arcname, EPOCH)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, data)
-    os.replace(tmp, path)
-    return path
-
+    return write_wheel(path, entries, dist_info, [("METADATA", metadata), ("WHEEL", WHEEL),
+                                                  ("entry_points.txt", ENTRY_POINTS),
+                                                  ("top_level.txt", NAME + "\n")])
 
 if __name__ == "__main__":
     print(build_wheel(sys.argv[1] if len(sys.argv) > 1 else ".", *sys.argv[2:3]))

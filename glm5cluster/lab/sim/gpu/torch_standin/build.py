@@ -11,14 +11,12 @@ can install one build on one node and another elsewhere: a real version mismatch
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import zipfile
+
+from glm5cluster.lab.sim.wheelfile import write_wheel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VERSION = "2.9.1+glm5lab"
-EPOCH = (2026, 1, 1, 0, 0, 0)
 METADATA = """Metadata-Version: 2.1
 Name: torch
 Version: {version}
@@ -26,11 +24,6 @@ Summary: glm5cluster lab stand-in for torch.distributed (not the real torch; no 
 Requires-Python: >=3.10
 """
 WHEEL = "Wheel-Version: 1.0\nGenerator: glm5cluster-sim-build\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-
-
-def _record_line(arcname: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{arcname},sha256={digest},{len(data)}"
 
 
 def build_wheel(out_dir: str, version: str = VERSION) -> str:
@@ -44,18 +37,6 @@ def build_wheel(out_dir: str, version: str = VERSION) -> str:
             with open(os.path.join(root, name), "rb") as f:
                 entries.append((f"torch/{name}", f.read()))
     entries.append(("torch/version.py", f'__version__ = "{version}"\n'.encode()))
-    info = f"torch-{version}.dist-info"
-    for name, text in (("METADATA", METADATA.format(version=version)), ("WHEEL", WHEEL),
-                       ("top_level.txt", "torch\n")):
-        entries.append((f"{info}/{name}", text.encode()))
-    record = [_record_line(a, d) for a, d in entries] + [f"{info}/RECORD,,"]
-    entries.append((f"{info}/RECORD", ("\n".join(record) + "\n").encode()))
-    tmp = path + ".tmp"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for arcname, data in entries:
-            zi = zipfile.ZipInfo(arcname, EPOCH)
-            zi.external_attr = 0o644 << 16
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(zi, data)
-    os.replace(tmp, path)
-    return path
+    return write_wheel(path, entries, f"torch-{version}.dist-info",
+                       [("METADATA", METADATA.format(version=version)), ("WHEEL", WHEEL),
+                        ("top_level.txt", "torch\n")])
