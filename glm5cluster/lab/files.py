@@ -159,7 +159,13 @@ def write_bench_files(name: str) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     (d / "gsm8k.jsonl").write_text("".join(json.dumps(r) + "\n" for r in doc["gsm8k"]))
     (d / "mmlu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in doc["mmlu"]))
-    (d / "sharegpt.json").write_text(json.dumps(doc["sharegpt"]) + "\n")
+    # the random dataset only samples ShareGPT text for its prompts: one conversation per prompt
+    # of the throughput suite (1000)
+    share = [{"id": str(i), "conversations": [
+        {"from": "human", "value": f"Please explain topic number {i} in a few clear sentences for a new reader."},
+        {"from": "gpt", "value": "Sure, here is a short and clear explanation of the topic for you."}]}
+        for i in range(1000)]
+    (d / "sharegpt.json").write_text(json.dumps(share) + "\n")
     return d
 
 

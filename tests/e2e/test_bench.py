@@ -6,6 +6,8 @@ simulator's API. The simulator answers the lab's own question files with a deter
 accuracy knob and latency knobs (`sglang/_sim/bench.py`), set in a file on node 0:
 
 - before `up`: the replica is named as not serving, with `status` suggested (exit 1);
+- after `up`, before the clients' dependencies are installed: the shipped client that does not
+  import is named with its import error (ModuleNotFoundError) and the `serving.extra_packages` fix;
 - after `up`, with the clients' dependencies installed (`sglang[bench]`) but not sgl-eval: the
   MMLU client is named missing with the installed version and the module, with the
   `pip install sgl-eval` hint, and nothing is kept;
@@ -147,6 +149,13 @@ def test_missing_client_names_version_and_module(lab: Any, inv: Path, data: dict
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     rc, out, _ = U.up(inv, [])
     assert rc == 0, out
+    monkeypatch.setenv("GLM5CLUSTER_HOME", str(tmp_path))
+    # the clients are shipped, but their dependencies are not installed yet: named, with the fix
+    rc, out = bench(inv, data, "latency")
+    assert rc == 1, out
+    assert ("replica 0 (node-1): SGLang 0.5.23 ships the latency client sglang.bench_serving, but it cannot "
+            "be imported in ") in out and "ModuleNotFoundError: No module named " in out, out
+    assert "serving.extra_packages" in out and "Traceback" not in out
     took = pip_install(lab, inv, "sglang[bench]==0.5.23")
     print(f"sglang[bench] (the clients' dependencies) installed in {took:.1f} s")
     monkeypatch.setenv("GLM5CLUSTER_HOME", str(tmp_path))

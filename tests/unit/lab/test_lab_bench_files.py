@@ -32,7 +32,7 @@ def test_written_files_are_the_questions_the_simulator_answers(tmp_path: Path, m
     gsm = [json.loads(x) for x in (d / "gsm8k.jsonl").read_text().splitlines()]
     mmlu = [json.loads(x) for x in (d / "mmlu.jsonl").read_text().splitlines()]
     share = json.loads((d / "sharegpt.json").read_text())
-    assert len(gsm) == len(mmlu) == 30 and share[0]["conversations"][0]["from"] == "human"
+    assert (len(gsm), len(mmlu), len(share)) == (200, 30, 1000) and share[0]["conversations"][0]["from"] == "human"
     knobs = sim_bench().Knobs({})  # no question files configured: the lab's own
     gold = gsm[4]["answer"].rsplit("#### ", 1)[1]
     assert knobs.answer(f"Question: {gsm[4]['question']}\nAnswer:").endswith(f"#### {gold}")

@@ -28,7 +28,7 @@ import re
 import threading
 
 DEFAULT_PATH = "/etc/glm5lab/sglang-sim-bench.json"
-# The lab's question files ({"gsm8k": rows, "mmlu": rows, "sharegpt": conversations}); `lab up`
+# The lab's question files ({"gsm8k": rows, "mmlu": rows}); `lab up`
 # writes the same rows on the controller for the default inventory's bench.* paths.
 QUESTIONS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_questions.json")
 FILLER = ("the", "model", "serves", "tokens", "quickly", "and", "every", "answer", "is", "checked")

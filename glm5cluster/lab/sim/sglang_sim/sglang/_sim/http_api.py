@@ -357,6 +357,10 @@ class ApiHandler(_Base):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # the listen backlog of the real server (sglang/srt/entrypoints/http_server.py:2768 backlog=2048;
+    # socketserver's default is 5, which resets connections under load): the
+    # benchmark clients open up to 128 connections at once (few_shot_gsm8k.py:160 --parallel 128)
+    request_queue_size = 2048
 
     def __init__(self, addr, handler):
         import socket
