@@ -135,11 +135,13 @@ def test_history_wide_and_narrow(inv: Path, monkeypatch: pytest.MonkeyPatch, cap
     assert main(["bench", str(inv), "--suite", "latency,gsm8k"]) == 0
     assert main(["bench", str(inv), "--suite", "latency,gsm8k"]) == 0
     capsys.readouterr()
-    monkeypatch.setattr(bench_cmd.shutil, "get_terminal_size", lambda *_a: __import__("os").terminal_size((160, 40)))
+    monkeypatch.setattr(bench_cmd.shutil, "get_terminal_size",
+                        lambda *_a, **_k: __import__("os").terminal_size((160, 40)))
     assert main(["bench", str(inv), "--history"]) == 0
     wide = capsys.readouterr().out
     assert wide.count("latency r0") == 2 and "gsm8k r0" in wide and "0.5.23" in wide
-    monkeypatch.setattr(bench_cmd.shutil, "get_terminal_size", lambda *_a: __import__("os").terminal_size((60, 40)))
+    monkeypatch.setattr(bench_cmd.shutil, "get_terminal_size",
+                        lambda *_a, **_k: __import__("os").terminal_size((60, 40)))
     assert main(["bench", str(inv), "--history"]) == 0
     narrow = capsys.readouterr().out
     assert "latency output throughput: ▁▁ last 117.96 tok/s (2 runs)" in narrow
