@@ -126,9 +126,9 @@ def run_floor(inv: Path, script: str) -> Callable[[], None]:
     return go
 
 
-def run_glm5cluster(inv: Path, home: Path, transport: str) -> Callable[[], None]:
+def run_glm5cluster(inv: Path, home: Path, transport: str, venv_bin: Path = VENV_BIN) -> Callable[[], None]:
     env = {**os.environ, "GLM5CLUSTER_HOME": str(home), "GLM5CLUSTER_TRANSPORT": transport}
-    argv = [str(VENV_BIN / "glm5cluster"), "run", str(inv), str(PLAYBOOK), "--yes"]
+    argv = [str(venv_bin / "glm5cluster"), "run", str(inv), str(PLAYBOOK), "--yes"]
 
     def go(strict: bool = True) -> None:
         p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -248,6 +248,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tools", default="floor,glm5cluster,glm5cluster-openssh,pyinfra,ansible")
     ap.add_argument("--out", type=Path, default=RESULTS / "converge.json")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="another checkout (with its .venv) to time as the tool glm5cluster-before, "
+                         "in the same interleaved rounds: a change's before/after")
     args = ap.parse_args()
     tools = args.tools.split(",")
     work_root = Path(tempfile.mkdtemp(prefix="glm5bench-"))
@@ -260,6 +263,8 @@ def main() -> int:
             "floor": lambda inv=inv: run_floor(inv, floor_script(inv)),
             "glm5cluster": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "paramiko"),
             "glm5cluster-openssh": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "openssh"),
+            "glm5cluster-before": lambda inv=inv, w=work: run_glm5cluster(
+                inv, w / "home-before", "paramiko", (args.before or Path(".")) / ".venv" / "bin"),
             "pyinfra": lambda inv=inv, w=work: run_pyinfra(inv, w),
             "ansible": lambda inv=inv, w=work: run_ansible(inv, w),
         }
