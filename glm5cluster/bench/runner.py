@@ -191,11 +191,7 @@ def run_bench(inv: Inventory, topo: Topology, connect: Callable[[str], Connectio
                 raise GlmError(
                     f"replica {rep.index} ({rep.head.node.name}): SGLang {installed.version or '(unknown)'} "
                     f"ships the {suite.value} client {mod}, but it cannot be imported in {target}: {why}",
-                    hint=("install the client's dependencies into the runtime: list them in the inventory's "
-                          "serving.extra_packages (e.g. "
-                          f"'sglang[bench]=={installed.version or inv.serving.sglang_version}'"
-                          + (", 'sgl-eval==0.1.3'" if suite is Suite.MMLU else "")
-                          + ") and run `glm5cluster up INVENTORY`, or leave the suite out (--suite)"))
+                    hint=_import_fix(why, suite, installed.version or inv.serving.sglang_version))
         workdir = make_workdir(conn)
         try:
             staged = stage_data(conn, rt, target, workdir, req.data_files)
@@ -217,3 +213,15 @@ def selected(topo: Topology, replicas: Sequence[int] | None) -> list[int]:
     if bad:
         raise InputError(f"--replica {bad[0]}: no such replica (this inventory has {known})")
     return list(replicas) if replicas else known
+
+
+def _import_fix(why: str, suite: Suite, version: str) -> str:
+    """What to do about a client that does not import: name the missing module when Python did."""
+    m = re.search(r"No module named '([^']+)'", why)
+    lacking = (f"the runtime lacks the Python module {m.group(1).split('.')[0]!r} (a full SGLang install "
+               "brings it; a venv installed with --no-deps or a trimmed image does not)") if m else \
+        "the runtime lacks what the client imports"
+    return (f"{lacking}: add the package that provides it to the inventory's serving.extra_packages "
+            + ("(and 'sgl-eval==0.1.3' for mmlu) " if suite is Suite.MMLU else "")
+            + "and run `glm5cluster up INVENTORY`, or leave the suite out (--suite). In the rehearsal lab "
+            f"the simulated wheel keeps the clients' dependencies under its extra: 'sglang[bench]=={version}'")
