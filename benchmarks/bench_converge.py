@@ -126,6 +126,22 @@ def run_floor(inv: Path, script: str) -> Callable[[], None]:
     return go
 
 
+def without_keys(inv: Path, dotted: str, out: Path) -> Path:
+    """A copy of ``inv`` without the dotted keys (for an older checkout whose schema lacks them)."""
+    if not dotted:
+        return inv
+    doc = yaml.safe_load(inv.read_text())
+    for key in dotted.split(","):
+        *parents, last = key.strip().split(".")
+        node = doc
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
 def run_glm5cluster(inv: Path, home: Path, transport: str, venv_bin: Path = VENV_BIN) -> Callable[[], None]:
     env = {**os.environ, "GLM5CLUSTER_HOME": str(home), "GLM5CLUSTER_TRANSPORT": transport}
     argv = [str(venv_bin / "glm5cluster"), "run", str(inv), str(PLAYBOOK), "--yes"]
@@ -251,6 +267,9 @@ def main() -> int:
     ap.add_argument("--before", type=Path, default=None,
                     help="another checkout (with its .venv) to time as the tool glm5cluster-before, "
                          "in the same interleaved rounds: a change's before/after")
+    ap.add_argument("--before-drop", default="",
+                    help="dotted inventory keys the older checkout does not know (dropped from its copy "
+                         "of the inventory only), e.g. serving.insecure,bench")
     args = ap.parse_args()
     tools = args.tools.split(",")
     work_root = Path(tempfile.mkdtemp(prefix="glm5bench-"))
@@ -264,7 +283,8 @@ def main() -> int:
             "glm5cluster": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "paramiko"),
             "glm5cluster-openssh": lambda inv=inv, w=work: run_glm5cluster(inv, w / "home", "openssh"),
             "glm5cluster-before": lambda inv=inv, w=work: run_glm5cluster(
-                inv, w / "home-before", "paramiko", (args.before or Path(".")) / ".venv" / "bin"),
+                without_keys(inv, args.before_drop, w / "inventory-before.yaml"), w / "home-before",
+                "paramiko", (args.before or Path(".")) / ".venv" / "bin"),
             "pyinfra": lambda inv=inv, w=work: run_pyinfra(inv, w),
             "ansible": lambda inv=inv, w=work: run_ansible(inv, w),
         }

@@ -110,11 +110,12 @@ def test_sudo_upload_is_private_from_the_first_byte_and_removed_when_sudo_refuse
     assert not seen["file"].exists() and not seen["dir"].exists()  # nothing left behind
 
 
-def _conn(s: LocalSshd, known: Path, accept: bool = False) -> SshConnection:
+def _conn(s: LocalSshd, known: Path, accept: bool = False, attempts: int = 1) -> SshConnection:
     t = SshTarget(address="127.0.0.1", port=s.port, identity_file=str(s.client_key), known_hosts=str(known),
                   connect_timeout=5)
     return SshConnection("h1", resolve(t), t.known_hosts,
-                         SshOptions(accept_new_host_keys=accept, user_known_hosts=None, connect_attempts=1))
+                         SshOptions(accept_new_host_keys=accept, user_known_hosts=None,
+                                    connect_attempts=attempts, retry_delay=0.2))
 
 
 def test_a_host_known_by_its_rsa_key_only_connects_as_with_openssh(tmp_path: Path) -> None:
@@ -163,7 +164,10 @@ def test_accepted_host_keys_are_stored_hashed_and_private(sshd: LocalSshd, tmp_p
     text = known.read_text()
     assert text.startswith("|1|") and "127.0.0.1" not in text
     assert stat.S_IMODE(known.stat().st_mode) == 0o600
-    again = _conn(sshd, known)  # the hashed entry verifies the host next time
+    # the hashed entry verifies the host next time (two attempts, as the product's default of
+    # three: on a loaded machine paramiko rarely meets a garbled first packet, "Invalid packet
+    # blocking", a transient error the engine retries; it is not what this test is about)
+    again = _conn(sshd, known, attempts=2)
     try:
         assert again.run(Shell.cmd("true")).ok
     finally:
