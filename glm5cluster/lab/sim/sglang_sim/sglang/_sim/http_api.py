@@ -275,7 +275,9 @@ class ApiHandler(_Base):
 
     @staticmethod
     def _meta(rid, prompt, n, finish, spec, knobs, e2e, done=True):
-        """The meta_info fields the clients read (serving.py:747-800, runtime_endpoint.py:190)."""
+        """The meta_info fields the clients read (serving.py:747-800, runtime_endpoint.py:190), as
+        the server fills them (managers/tokenizer_manager.py: weight_version 2511, cached_tokens
+        2557, e2e_latency 2753, spec_accept_length / spec_verify_ct 3166-3172)."""
         reason = None
         if done:
             reason = {"type": "length", "length": n} if finish == "length" else {"type": "stop", "matched": None}
